@@ -1,0 +1,69 @@
+//! HTTP rendering of [`Error`], and extractors whose rejections use it, so
+//! every failure — including the framework's own — has the same JSON body:
+//! `{"error":{"code":"…","message":"…"}}`.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+
+/// Most bytes a JSON request body may have.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+            JsonRejection::JsonDataError(e) => Error::Validation(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => Error::BadRequest(e.body_text()),
+            JsonRejection::BytesRejection(e) if e.status() == 413 => {
+                Error::PayloadTooLarge(MAX_BODY_BYTES)
+            }
+            other => Error::BadRequest(other.body_text()),
+        }
+    }
+}
+
+/// `axum::Json`, but rejecting with the API's error body.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(Error))]
+pub struct JsonBody<T>(pub T);
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::BadRequest(rejection.body_text())
+    }
+}
+
+/// `axum::extract::Query`, but rejecting with the API's error body.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct QueryParams<T>(pub T);
+
+/// The fallback for unknown paths.
+pub async fn not_found() -> Error {
+    Error::NotFound
+}
+
+/// The fallback for known paths with the wrong method.
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}

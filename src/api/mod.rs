@@ -1,0 +1,83 @@
+//! The HTTP API: one module per way of following a poll, plus the poll
+//! resource itself and the operational endpoints.
+
+pub mod errors;
+pub mod longpoll;
+pub mod ops;
+pub mod polls;
+pub mod security;
+pub mod sse;
+pub mod voter;
+pub mod ws;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::poll::PollId;
+use crate::service::Service;
+use crate::shutdown::Shutdown;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub service: Service,
+    pub config: Config,
+    pub instance: String,
+    pub shutdown: Shutdown,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The response header naming the replica that answered.
+pub static X_TALLY_INSTANCE: HeaderName = HeaderName::from_static("x-tally-instance");
+
+/// Checks a poll id from a path before anything touches the store; an id
+/// that cannot exist is simply not found.
+pub fn poll_id(raw: &str) -> Result<PollId, Error> {
+    PollId::parse(raw).map_err(|_| Error::PollNotFound)
+}
+
+/// The JSON API routes, under `/api`, plus `/healthz`, `/readyz`, `/metrics`.
+pub fn routes() -> Router<AppState> {
+    let api = Router::new()
+        .route("/api/polls", get(polls::list).post(polls::create))
+        .route("/api/polls/{id}", get(polls::show).delete(polls::delete))
+        .route("/api/polls/{id}/votes", post(polls::vote))
+        .route("/api/polls/{id}/close", post(polls::close))
+        .route("/api/polls/{id}/changes", get(longpoll::changes))
+        .route("/api/polls/{id}/events", get(sse::events))
+        .route("/api/polls/{id}/ws", get(ws::upgrade))
+        .layer(DefaultBodyLimit::max(errors::MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        ));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+}

@@ -1,0 +1,107 @@
+//! Same-origin rules for state-changing requests and WebSocket handshakes.
+//!
+//! A browser tells where a request comes from (`Origin`, `Sec-Fetch-Site`);
+//! a non-browser client sends neither and is let through, since it could
+//! forge them anyway. What this stops is another site making a visitor's
+//! browser vote or close polls with the visitor's cookie.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::AppState;
+use crate::error::Error;
+
+/// Whether a browser `Origin` may act on this host: its host\[:port\] equals
+/// the request's `Host`, or the whole origin is configured as allowed.
+pub fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return true;
+    }
+    let Some(authority) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+}
+
+/// Whether a request is a cross-site one that must not change state.
+pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        return !origin
+            .to_str()
+            .is_ok_and(|o| origin_allowed(o, headers, allowed));
+    }
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+}
+
+/// Middleware refusing cross-site state-changing requests with 403
+/// `cross_site_request` (a short HTML page for the form fallback).
+pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe || !is_cross_site(req.headers(), &app.config.allowed_origins) {
+        return next.run(req).await;
+    }
+    tracing::info!(path = %req.uri().path(), "cross-site request refused");
+    if req.uri().path().starts_with("/api/") {
+        Error::CrossSite.into_response()
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            Html(
+                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Refused</title>\
+                  <p>Cross-site request refused: vote from the poll's own page.</p></html>",
+            ),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_host_origin_is_allowed_other_hosts_are_not() {
+        let h = headers(&[("host", "127.0.0.1:8080")]);
+        assert!(origin_allowed("http://127.0.0.1:8080", &h, &[]));
+        assert!(!origin_allowed("http://evil.example", &h, &[]));
+        assert!(!origin_allowed("null", &h, &[]));
+        let allowed = vec!["https://vote.example.com".to_string()];
+        assert!(origin_allowed("https://vote.example.com", &h, &allowed));
+    }
+
+    #[test]
+    fn requests_without_browser_headers_are_not_cross_site() {
+        assert!(!is_cross_site(&headers(&[("host", "a")]), &[]));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("sec-fetch-site", "cross-site")]),
+            &[]
+        ));
+        assert!(!is_cross_site(
+            &headers(&[("host", "a"), ("sec-fetch-site", "same-origin")]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("origin", "http://b")]),
+            &[]
+        ));
+    }
+}

@@ -1,0 +1,240 @@
+//! WebSocket: `GET /api/polls/{id}/ws`.
+//!
+//! One task per connection selects over the poll's hub channel, the
+//! client's frames, a ping timer and shutdown. Pushes are the newest results
+//! only (a slow client skips versions instead of queueing them), and a send
+//! that cannot complete in time drops the client, so a peer that never
+//! reads costs a bounded amount of memory.
+
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::security::origin_allowed;
+use super::{AppState, poll_id, voter};
+use crate::error::Error;
+use crate::hub::PollEvent;
+use crate::poll::{IdempotencyKey, VoterId};
+use crate::service::{Following, Transport};
+use crate::store::Vote;
+
+/// Largest message a client may send (after reassembly of fragments).
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// How long one send may wait on a client that does not read.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Close codes this server sends.
+mod close_code {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL: u16 = 1002;
+    pub const INVALID_DATA: u16 = 1007;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Vote {
+        option: u32,
+        #[serde(default)]
+        request_id: Option<String>,
+    },
+}
+
+#[tracing::instrument(skip_all, fields(poll = %id))]
+pub async fn upgrade(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Error> {
+    let id = poll_id(&id)?;
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| origin_allowed(o, &headers, &app.config.allowed_origins));
+        if !allowed {
+            return Err(Error::OriginNotAllowed);
+        }
+    }
+    let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let following = app.service.follow(&id, Transport::Ws).await?;
+    // The handshake's cookie names the voter; without one, the connection
+    // gets an id of its own for its lifetime.
+    let voter = jar
+        .get(voter::COOKIE)
+        .and_then(|c| VoterId::parse(c.value()))
+        .unwrap_or_else(VoterId::generate);
+    let conn = Connection {
+        app: app.clone(),
+        following,
+        voter,
+    };
+    Ok(ws
+        .read_buffer_size(MAX_MESSAGE_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let tracked = app.shutdown.track(conn.run(socket));
+            async move {
+                tracked.await;
+            }
+        }))
+}
+
+struct Connection {
+    app: AppState,
+    following: Following,
+    voter: VoterId,
+}
+
+/// Why the loop stopped, when the server should still say goodbye.
+enum End {
+    Quietly,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn run(mut self, mut socket: WebSocket) {
+        let end = self.serve(&mut socket).await;
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket) -> End {
+        let ping_every = self.app.config.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut pong_deadline: Option<Instant> = None;
+        let mut last_sent: Option<u64> = None;
+        let mut event = self.following.follower.latest();
+        loop {
+            match event.take() {
+                Some(PollEvent::Deleted) => {
+                    let id = self.following.follower.poll_id().to_string();
+                    let msg = json!({"type": "deleted", "id": id}).to_string();
+                    if !send(socket, Message::Text(msg.into())).await {
+                        return End::Quietly;
+                    }
+                    return End::Close(close_code::NORMAL, "poll deleted");
+                }
+                Some(PollEvent::Results(s)) if last_sent.is_none_or(|v| s.version() > v) => {
+                    if !send(socket, Message::Text(s.ws_frame())).await {
+                        return End::Quietly;
+                    }
+                    last_sent = Some(s.version());
+                    self.following.delivered();
+                }
+                _ => {}
+            }
+            tokio::select! {
+                next = self.following.follower.next() => match next {
+                    Some(next) => event = Some(next),
+                    None => return End::Close(close_code::GOING_AWAY, "poll unavailable"),
+                },
+                msg = socket.recv() => match msg {
+                    None | Some(Ok(Message::Close(_))) => return End::Quietly,
+                    Some(Err(e)) => return close_for(e),
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = self.handle_text(text.as_str()).await;
+                        if !send(socket, Message::Text(reply.into())).await {
+                            return End::Quietly;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let reply = error_message(None, "bad_message", "binary frames are not accepted; send JSON text");
+                        if !send(socket, Message::Text(reply.into())).await {
+                            return End::Quietly;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => pong_deadline = None,
+                    Some(Ok(Message::Ping(_))) => {}
+                },
+                _ = ping.tick() => {
+                    if !send(socket, Message::Ping(Default::default())).await {
+                        return End::Quietly;
+                    }
+                    pong_deadline.get_or_insert(Instant::now() + self.app.config.ws_pong_timeout);
+                }
+                _ = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+                    tracing::debug!("websocket peer did not answer ping; dropping it");
+                    return End::Quietly;
+                }
+                _ = self.app.shutdown.triggered() => {
+                    return End::Close(close_code::GOING_AWAY, "server shutting down");
+                }
+            }
+        }
+    }
+
+    /// Answers one text frame: a vote's ack or an error message.
+    async fn handle_text(&self, text: &str) -> String {
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let request_id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned));
+                return error_message(request_id.as_deref(), "bad_message", &e.to_string());
+            }
+        };
+        let ClientMessage::Vote { option, request_id } = message;
+        let rid = request_id.as_deref();
+        let idempotency_key = match rid.map(IdempotencyKey::parse).transpose() {
+            Ok(k) => k,
+            Err(e) => return error_message(rid, "bad_request", &e.0),
+        };
+        let vote = Vote {
+            poll: self.following.follower.poll_id().clone(),
+            option,
+            voter: self.voter.clone(),
+            idempotency_key,
+        };
+        match self.app.service.vote(vote).await {
+            Ok(s) => {
+                json!({"type": "vote_ack", "request_id": rid, "version": s.version()}).to_string()
+            }
+            Err(e) => error_message(rid, e.code(), &e.to_string()),
+        }
+    }
+}
+
+fn error_message(request_id: Option<&str>, code: &str, message: &str) -> String {
+    json!({"type": "error", "request_id": request_id, "code": code, "message": message}).to_string()
+}
+
+/// Sends one message, giving up on a peer that does not read.
+async fn send(socket: &mut WebSocket, msg: Message) -> bool {
+    matches!(timeout(SEND_TIMEOUT, socket.send(msg)).await, Ok(Ok(())))
+}
+
+/// The close code for a broken read: too big, bad UTF-8, or a protocol error.
+fn close_for(error: axum::Error) -> End {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    match error.into_inner().downcast::<WsError>().map(|e| *e) {
+        Ok(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            End::Close(close_code::TOO_BIG, "message too big")
+        }
+        Ok(WsError::Capacity(_)) => End::Close(close_code::TOO_BIG, "message too big"),
+        Ok(WsError::Utf8(_)) => End::Close(close_code::INVALID_DATA, "invalid UTF-8"),
+        Ok(WsError::Protocol(_)) => End::Close(close_code::PROTOCOL, "protocol error"),
+        _ => End::Quietly,
+    }
+}

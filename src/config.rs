@@ -1,0 +1,119 @@
+//! Configuration: command-line flags, each with a `TALLY_*` environment
+//! variable, so the same binary is configured the same way by hand, in
+//! Docker Compose and in Kubernetes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+/// Everything an instance can be told at start.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tally", version, about = "A live-poll service")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "TALLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Redis URL (redis://host:port/db); unset runs the embedded in-memory store.
+    #[arg(long, env = "TALLY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "TALLY_REDIS_PREFIX", default_value = "tally")]
+    pub redis_prefix: String,
+
+    /// How long a Redis command may take before the request answers 503.
+    #[arg(long, env = "TALLY_REDIS_TIMEOUT", default_value = "1s", value_parser = duration)]
+    pub redis_timeout: Duration,
+
+    /// Name shown in the X-Tally-Instance header (default: the hostname).
+    #[arg(long, env = "TALLY_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Create the demo poll `lpl` at start when it is absent.
+    #[arg(long, env = "TALLY_DEMO", default_value_t = true, action = ArgAction::Set)]
+    pub demo: bool,
+
+    /// Admin token of the demo poll; without it the demo cannot be closed or deleted.
+    #[arg(long, env = "TALLY_DEMO_ADMIN_TOKEN", hide_env_values = true)]
+    pub demo_admin_token: Option<String>,
+
+    /// Default wait of a long poll (keep it below the load balancer's timeout).
+    #[arg(long, env = "TALLY_LONGPOLL_TIMEOUT", default_value = "25s", value_parser = duration)]
+    pub longpoll_timeout: Duration,
+
+    /// Extra origins allowed for WebSocket and state-changing requests, comma-separated.
+    #[arg(long, env = "TALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Log format: text or json.
+    #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Longest a shutdown may take before remaining connections are dropped.
+    #[arg(long, env = "TALLY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Most concurrent followers (WebSocket, SSE, waiting long polls) per instance.
+    #[arg(long, env = "TALLY_MAX_FOLLOWERS", default_value_t = 50_000)]
+    pub max_followers: usize,
+
+    /// Votes per second allowed per client address (0 = no limit).
+    #[arg(long, env = "TALLY_VOTE_RATE", default_value_t = 0)]
+    pub vote_rate: u32,
+
+    /// Peers whose X-Forwarded-For is believed (the load balancers), comma-separated IPs.
+    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// Interval of WebSocket pings.
+    #[arg(long, env = "TALLY_WS_PING_INTERVAL", default_value = "20s", value_parser = duration)]
+    pub ws_ping_interval: Duration,
+
+    /// How long a WebSocket peer may leave a ping unanswered.
+    #[arg(long, env = "TALLY_WS_PONG_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ws_pong_timeout: Duration,
+
+    /// Interval of SSE keep-alive comments.
+    #[arg(long, env = "TALLY_SSE_KEEPALIVE", default_value = "15s", value_parser = duration)]
+    pub sse_keepalive: Duration,
+}
+
+impl Config {
+    /// The defaults, listening on a free loopback port: what tests start from.
+    pub fn for_tests() -> Self {
+        let mut c = Self::parse_from(["tally"]);
+        c.listen = "127.0.0.1:0".parse().expect("valid address");
+        c.redis_url = None;
+        c.instance_id = None;
+        c.demo = true;
+        c.allowed_origins.clear();
+        c.trusted_proxies.clear();
+        c.vote_rate = 0;
+        c
+    }
+
+    /// The instance name: configured, else the hostname.
+    pub fn instance_name(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "tally".to_owned())
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! The errors a client can see, with the codes the API documents.
+//!
+//! One enum for every layer that answers clients (HTTP handlers, the
+//! WebSocket protocol, the form fallback), so a code means the same thing on
+//! every transport. Its HTTP rendering lives in `api::errors`.
+
+use axum::http::StatusCode;
+
+use crate::store::{Unavailable, VoteError};
+
+/// An error as the client sees it: a status, a stable code and a message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("no poll with this id")]
+    PollNotFound,
+    #[error("no route for this path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("this poll is closed")]
+    PollClosed,
+    #[error("this poll has no such option")]
+    OptionNotFound,
+    #[error("you have already voted on this poll")]
+    AlreadyVoted,
+    #[error("this idempotency key was already used for another option")]
+    IdempotencyKeyReused,
+    #[error("missing admin token (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("wrong admin token")]
+    Forbidden,
+    #[error("cross-site request refused")]
+    CrossSite,
+    #[error("WebSocket origin not allowed")]
+    OriginNotAllowed,
+    #[error("too many votes from this client; retry later")]
+    RateLimited,
+    #[error("this instance follows too many connections; retry elsewhere")]
+    TooManyConnections,
+    #[error("the store is unavailable; retry shortly")]
+    StoreUnavailable,
+    #[error("the instance is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Validation(_) => "validation_failed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::PollNotFound => "poll_not_found",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::PollClosed => "poll_closed",
+            Error::OptionNotFound => "option_not_found",
+            Error::AlreadyVoted => "already_voted",
+            Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden => "forbidden",
+            Error::CrossSite => "cross_site_request",
+            Error::OriginNotAllowed => "origin_not_allowed",
+            Error::RateLimited => "rate_limited",
+            Error::TooManyConnections => "too_many_connections",
+            Error::StoreUnavailable => "store_unavailable",
+            Error::ShuttingDown => "shutting_down",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Validation(_) | Error::OptionNotFound | Error::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::PollNotFound | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::PollClosed | Error::AlreadyVoted => StatusCode::CONFLICT,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyConnections | Error::StoreUnavailable | Error::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// Seconds a client should wait before retrying, where that helps.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::StoreUnavailable | Error::RateLimited | Error::TooManyConnections => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl From<Unavailable> for Error {
+    fn from(e: Unavailable) -> Self {
+        tracing::warn!(error = %e.0, "store unavailable");
+        Error::StoreUnavailable
+    }
+}
+
+impl From<VoteError> for Error {
+    fn from(e: VoteError) -> Self {
+        match e {
+            VoteError::PollNotFound => Error::PollNotFound,
+            VoteError::PollClosed => Error::PollClosed,
+            VoteError::OptionNotFound => Error::OptionNotFound,
+            VoteError::AlreadyVoted => Error::AlreadyVoted,
+            VoteError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            VoteError::Unavailable(u) => u.into(),
+        }
+    }
+}

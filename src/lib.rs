@@ -1,0 +1,163 @@
+//! # tally — a live-poll service
+//!
+//! People create a poll, share its link, vote, and watch the tallies move.
+//! Any number of stateless instances run behind a load balancer; Redis holds
+//! every count and carries every change between instances. Without Redis,
+//! one instance runs on an embedded in-memory store.
+//!
+//! A follower can watch a poll four ways — short polling, long polling,
+//! Server-Sent Events or WebSocket — all written once above the store.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags and `TALLY_*` environment variables.
+//! - [`poll`]: domain types; every id, text and key is validated here.
+//! - [`store`]: the [`store::Store`] trait and its memory and Redis backends.
+//! - [`hub`]: local fan-out, one `watch` channel per followed poll.
+//! - [`service`]: the operations (create, vote, follow…) every handler calls.
+//! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
+//! - [`shutdown`]: the drain on SIGTERM; [`metrics`]: Prometheus.
+//!
+//! # How a vote flows
+//!
+//! `POST /api/polls/{id}/votes` → [`service::Service::vote`] →
+//! [`store::Store::vote`] (on Redis: one Lua script that checks, counts,
+//! bumps the version and publishes) → the results go into this instance's
+//! [`hub::Hub`] at once, and reach other instances' hubs over Redis pub/sub →
+//! every follower's task wakes and sends the newest results in its own
+//! format (WebSocket frame, SSE event, long-poll answer).
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod metrics;
+pub mod pages;
+pub mod poll;
+pub mod service;
+pub mod shutdown;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::HeaderValue;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{AppState, Inner, X_TALLY_INSTANCE};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::service::Service;
+use crate::shutdown::Shutdown;
+use crate::store::memory::MemoryStore;
+
+/// A bound, ready-to-run instance. Tests build one on `127.0.0.1:0`.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the store, creates the demo poll and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let hub = Hub::new();
+        let shutdown = Shutdown::new();
+        let (store, feed) = match &config.redis_url {
+            None => (Arc::new(MemoryStore::new()) as Arc<dyn store::Store>, None),
+            Some(_) => {
+                let (store, feed) =
+                    store::redis::connect(&config, Arc::clone(&hub), &shutdown).await?;
+                (store, Some(feed))
+            }
+        };
+        let service = Service::new(store, hub, feed, config.max_followers);
+        if config.demo
+            && let Err(e) = service
+                .ensure_demo(config.demo_admin_token.as_deref())
+                .await
+        {
+            tracing::warn!(error = %e, "could not create the demo poll");
+        }
+        let listener = TcpListener::bind(config.listen).await?;
+        let instance = config.instance_name();
+        let state = AppState::new(Inner {
+            service,
+            instance,
+            shutdown,
+            metrics: metrics::install(),
+            config,
+        });
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    /// The handle that stops this instance (what SIGTERM triggers).
+    pub fn shutdown(&self) -> Shutdown {
+        self.state.shutdown.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until shutdown is triggered, then drains: waiting long polls
+    /// answer, streams end, WebSockets close with 1001, in-flight requests
+    /// finish — all within the configured shutdown timeout.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let deadline = self.state.config.shutdown_timeout;
+        let router = app(self.state.clone());
+        tracing::info!(addr = %self.local_addr(), instance = %self.state.instance, "listening");
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.triggered_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tokio::select! {
+            result = &mut server => return Ok(result??),
+            _ = shutdown.triggered() => {}
+        }
+        tracing::info!("shutting down");
+        let drain = async {
+            let result = (&mut server).await;
+            shutdown.wait_for_tasks().await;
+            result
+        };
+        match tokio::time::timeout(deadline, drain).await {
+            Ok(result) => Ok(result??),
+            Err(_) => {
+                tracing::warn!(?deadline, "shutdown deadline passed; dropping what remains");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The whole router: API, pages, and the layers every response passes.
+pub fn app(state: AppState) -> Router {
+    let instance = HeaderValue::from_str(&state.instance)
+        .unwrap_or_else(|_| HeaderValue::from_static("tally"));
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .fallback(api::errors::not_found)
+        .method_not_allowed_fallback(api::errors::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::security::refuse_cross_site,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            X_TALLY_INSTANCE.clone(),
+            instance,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

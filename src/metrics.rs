@@ -1,0 +1,72 @@
+//! Prometheus metrics: votes by outcome, followers and deliveries by
+//! transport. Recorded through the `metrics` facade; rendered at `/metrics`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::service::Transport;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (several in-process instances,
+/// as in tests, share it) and returns the handle that renders it.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|_| {
+                    // Another recorder is installed (an embedding program's):
+                    // render an empty registry rather than fail to start.
+                    PrometheusBuilder::new().build_recorder().handle()
+                });
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "tally_votes_accepted_total",
+        "Votes counted (replays excluded)."
+    );
+    metrics::describe_counter!("tally_votes_rejected_total", "Votes refused, by reason.");
+    metrics::describe_gauge!("tally_followers", "Open followers, by transport.");
+    metrics::describe_counter!(
+        "tally_deliveries_total",
+        "Result updates sent to followers, by transport."
+    );
+}
+
+/// Counts an accepted vote.
+pub fn vote_accepted() {
+    metrics::counter!("tally_votes_accepted_total").increment(1);
+}
+
+/// Counts a refused vote under its error code.
+pub fn vote_rejected(reason: &'static str) {
+    metrics::counter!("tally_votes_rejected_total", "reason" => reason).increment(1);
+}
+
+/// Counts one update sent to one follower.
+pub fn delivered(transport: Transport) {
+    metrics::counter!("tally_deliveries_total", "transport" => transport.as_str()).increment(1);
+}
+
+/// Keeps the follower gauge of its transport up while it lives.
+pub struct FollowerGauge(Transport);
+
+impl FollowerGauge {
+    pub fn new(transport: Transport) -> Self {
+        metrics::gauge!("tally_followers", "transport" => transport.as_str()).increment(1.0);
+        Self(transport)
+    }
+}
+
+impl Drop for FollowerGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("tally_followers", "transport" => self.0.as_str()).decrement(1.0);
+    }
+}

@@ -1,0 +1,243 @@
+//! The domain operations, above the store and the hub and below HTTP.
+//!
+//! Handlers of every transport call these and only map the outcome to their
+//! wire format, so a vote made over HTTP, WebSocket or the HTML form follows
+//! the same rules and updates the same followers.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::Error;
+use crate::hub::{Follower, Hub, PollEvent};
+use crate::metrics::{self, FollowerGauge};
+use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit};
+use crate::store::{CreatePoll, Store, Vote};
+
+/// The four ways a client can follow a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Poll,
+    LongPoll,
+    Sse,
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Poll => "poll",
+            Transport::LongPoll => "longpoll",
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
+/// Brings changes made on other instances into this instance's hub.
+/// The Redis bus implements it; the embedded store needs none.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// Makes sure changes of `id` reach the hub from now on. Returns once
+    /// the subscription is confirmed (or could not be made right now; the
+    /// feed then subscribes again when it reconnects).
+    async fn subscribe(&self, id: &PollId);
+
+    /// Whether changes from other instances are arriving right now.
+    fn is_live(&self) -> bool;
+}
+
+/// A follower plus what it holds while it follows: its place under the
+/// follower cap and its metrics gauge.
+pub struct Following {
+    pub follower: Follower,
+    _permit: OwnedSemaphorePermit,
+    _gauge: FollowerGauge,
+    transport: Transport,
+}
+
+impl Following {
+    /// Counts one update sent to this follower.
+    pub fn delivered(&self) {
+        metrics::delivered(self.transport);
+    }
+}
+
+/// The demo poll's id.
+pub const DEMO_POLL_ID: &str = "lpl";
+
+/// Everything an instance does, independent of the wire.
+pub struct Service {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    feed: Option<Arc<dyn ChangeFeed>>,
+    followers: Arc<Semaphore>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        feed: Option<Arc<dyn ChangeFeed>>,
+        max_followers: usize,
+    ) -> Self {
+        Self {
+            store,
+            hub,
+            feed,
+            followers: Arc::new(Semaphore::new(max_followers)),
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Creates a poll under a fresh id and returns it with its admin token.
+    #[tracing::instrument(skip_all)]
+    pub async fn create(&self, poll: NewPoll) -> Result<(Results, AdminToken), Error> {
+        let token = AdminToken::generate();
+        let initial_counts = vec![0; poll.options.len()];
+        let mut spec = CreatePoll {
+            id: PollId::generate(),
+            poll,
+            admin_token_sha256: AdminToken::sha256_hex(token.as_str()),
+            initial_counts,
+            created_at_ms: now_ms(),
+        };
+        // 59 random bits make a collision all but impossible; retry anyway.
+        for _ in 0..3 {
+            if let Some(results) = self.store.create(&spec).await? {
+                tracing::info!(poll = %spec.id, "poll created");
+                return Ok((results, token));
+            }
+            spec.id = PollId::generate();
+        }
+        Err(Error::StoreUnavailable)
+    }
+
+    /// Creates the demo poll `lpl` unless it exists (several instances may
+    /// race here; the store's create-if-absent settles it).
+    pub async fn ensure_demo(&self, admin_token: Option<&str>) -> Result<(), Error> {
+        let poll = NewPoll::parse(
+            "LPL第一打野投票",
+            &["明凯".to_owned(), "厂长".to_owned(), "7酱".to_owned()],
+            VoteLimit::Unlimited,
+        )
+        .map_err(|e| Error::Validation(e.0))?;
+        let spec = CreatePoll {
+            id: PollId::parse(DEMO_POLL_ID).expect("valid id"),
+            poll,
+            admin_token_sha256: admin_token.map(AdminToken::sha256_hex).unwrap_or_default(),
+            initial_counts: vec![300, 200, 600],
+            created_at_ms: now_ms(),
+        };
+        if self.store.create(&spec).await?.is_some() {
+            tracing::info!("demo poll created");
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &PollId) -> Result<Results, Error> {
+        self.store.get(id).await?.ok_or(Error::PollNotFound)
+    }
+
+    pub async fn list(&self, limit: usize) -> Result<Vec<Results>, Error> {
+        Ok(self.store.list(limit).await?)
+    }
+
+    /// Counts a vote, tells local followers at once, and returns the
+    /// results right after it, serialised once for every consumer.
+    #[tracing::instrument(skip_all, fields(poll = %vote.poll, option = vote.option))]
+    pub async fn vote(&self, vote: Vote) -> Result<Arc<Snapshot>, Error> {
+        match self.store.vote(&vote).await {
+            Ok(results) => {
+                metrics::vote_accepted();
+                let snapshot = Snapshot::new(results);
+                self.hub.offer(&snapshot);
+                Ok(snapshot)
+            }
+            Err(e) => {
+                metrics::vote_rejected(e.reason());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Checks the admin token: unknown poll first, then missing, then wrong.
+    async fn authorize(&self, id: &PollId, token: Option<&str>) -> Result<(), Error> {
+        let stored = self
+            .store
+            .admin_token_sha256(id)
+            .await?
+            .ok_or(Error::PollNotFound)?;
+        let token = token.ok_or(Error::Unauthorized)?;
+        if AdminToken::matches(token, &stored) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    pub async fn close(&self, id: &PollId, token: Option<&str>) -> Result<Arc<Snapshot>, Error> {
+        self.authorize(id, token).await?;
+        let results = self.store.close(id).await?.ok_or(Error::PollNotFound)?;
+        let snapshot = Snapshot::new(results);
+        self.hub.offer(&snapshot);
+        Ok(snapshot)
+    }
+
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    pub async fn delete(&self, id: &PollId, token: Option<&str>) -> Result<(), Error> {
+        self.authorize(id, token).await?;
+        if !self.store.delete(id).await? {
+            return Err(Error::PollNotFound);
+        }
+        self.hub.offer_deleted(id);
+        tracing::info!(poll = %id, "poll deleted");
+        Ok(())
+    }
+
+    /// Starts following a poll: joins the hub, subscribes when first here,
+    /// then reads the snapshot — in that order, so no change falls between.
+    pub async fn follow(&self, id: &PollId, transport: Transport) -> Result<Following, Error> {
+        let permit = Arc::clone(&self.followers)
+            .try_acquire_owned()
+            .map_err(|_| Error::TooManyConnections)?;
+        let (follower, first) = self.hub.join(id);
+        if first && let Some(feed) = &self.feed {
+            feed.subscribe(id).await;
+        }
+        let results = self.store.get(id).await?.ok_or(Error::PollNotFound)?;
+        self.hub.offer(&Snapshot::new(results));
+        Ok(Following {
+            follower,
+            _permit: permit,
+            _gauge: FollowerGauge::new(transport),
+            transport,
+        })
+    }
+
+    /// Ready when the store answers and, with Redis, changes are arriving.
+    pub async fn ready(&self) -> bool {
+        self.store.ping().await.is_ok() && self.feed.as_ref().is_none_or(|f| f.is_live())
+    }
+}
+
+/// The newest results in an event, or `None` once the poll is deleted.
+pub fn results_of(event: &PollEvent) -> Option<&Arc<Snapshot>> {
+    match event {
+        PollEvent::Results(s) => Some(s),
+        PollEvent::Deleted => None,
+    }
+}

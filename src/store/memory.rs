@@ -1,0 +1,189 @@
+//! The embedded store: one instance, counts in process memory.
+//!
+//! A single mutex guards all polls. A vote holds it for a few hash lookups
+//! and one `Results` build, so contention stays far below what one instance
+//! can push through HTTP; nothing here awaits while holding it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{CreatePoll, IDEMPOTENCY_TTL_SECS, Store, Unavailable, Vote, VoteError};
+use crate::poll::{PollId, Results, VoteLimit};
+
+/// A poll as kept in memory.
+struct Record {
+    question: String,
+    options: Vec<String>,
+    vote_limit: VoteLimit,
+    closed: bool,
+    version: u64,
+    counts: Vec<u64>,
+    created_at_ms: u64,
+    /// Creation order, to list newest first even within one millisecond.
+    seq: u64,
+    admin_token_sha256: String,
+    voters: std::collections::HashSet<String>,
+    /// Idempotency key → (option, outcome, expiry).
+    idempotency: HashMap<String, (u32, Results, Instant)>,
+}
+
+impl Record {
+    fn results(&self, id: &PollId) -> Results {
+        Results::new(
+            id,
+            &self.question,
+            self.vote_limit,
+            self.closed,
+            self.version,
+            &self.options,
+            &self.counts,
+        )
+    }
+}
+
+#[derive(Default)]
+struct Polls {
+    by_id: HashMap<PollId, Record>,
+    next_seq: u64,
+}
+
+/// The in-memory backend; nothing persists past the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    polls: Mutex<Polls>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Polls> {
+        // A panic while holding the lock cannot leave a record half-updated
+        // (every mutation is a few infallible assignments), so poisoning is
+        // safe to ignore.
+        self.polls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(&self, c: &CreatePoll) -> Result<Option<Results>, Unavailable> {
+        let mut polls = self.lock();
+        if polls.by_id.contains_key(&c.id) {
+            return Ok(None);
+        }
+        polls.next_seq += 1;
+        let mut counts = c.initial_counts.clone();
+        counts.resize(c.poll.options.len(), 0);
+        let record = Record {
+            question: c.poll.question.clone(),
+            options: c.poll.options.clone(),
+            vote_limit: c.poll.vote_limit,
+            closed: false,
+            version: 0,
+            counts,
+            created_at_ms: c.created_at_ms,
+            seq: polls.next_seq,
+            admin_token_sha256: c.admin_token_sha256.clone(),
+            voters: Default::default(),
+            idempotency: HashMap::new(),
+        };
+        let results = record.results(&c.id);
+        polls.by_id.insert(c.id.clone(), record);
+        Ok(Some(results))
+    }
+
+    async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
+        Ok(self.lock().by_id.get(id).map(|r| r.results(id)))
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable> {
+        let polls = self.lock();
+        let mut all: Vec<(&PollId, &Record)> = polls.by_id.iter().collect();
+        all.sort_by_key(|(_, r)| std::cmp::Reverse((r.created_at_ms, r.seq)));
+        Ok(all
+            .into_iter()
+            .take(limit)
+            .map(|(id, r)| r.results(id))
+            .collect())
+    }
+
+    async fn vote(&self, v: &Vote) -> Result<Results, VoteError> {
+        let mut polls = self.lock();
+        let record = polls
+            .by_id
+            .get_mut(&v.poll)
+            .ok_or(VoteError::PollNotFound)?;
+        let now = Instant::now();
+        // Same order as the Redis script: poll, closed, option, key, voter.
+        if record.closed {
+            return Err(VoteError::PollClosed);
+        }
+        let option = v.option as usize;
+        if option >= record.counts.len() {
+            return Err(VoteError::OptionNotFound);
+        }
+        if let Some(key) = &v.idempotency_key {
+            if let Some((first_option, outcome, expires)) = record.idempotency.get(key.as_str())
+                && *expires > now
+            {
+                return if *first_option == v.option {
+                    Ok(outcome.clone())
+                } else {
+                    Err(VoteError::IdempotencyKeyReused)
+                };
+            }
+        }
+        if record.vote_limit == VoteLimit::OnePerVoter
+            && !record.voters.insert(v.voter.as_str().to_owned())
+        {
+            return Err(VoteError::AlreadyVoted);
+        }
+        record.counts[option] += 1;
+        record.version += 1;
+        let results = record.results(&v.poll);
+        if let Some(key) = &v.idempotency_key {
+            if record.idempotency.len() >= 1024 {
+                record.idempotency.retain(|_, (_, _, exp)| *exp > now);
+            }
+            let expires = now + Duration::from_secs(IDEMPOTENCY_TTL_SECS);
+            record.idempotency.insert(
+                key.as_str().to_owned(),
+                (v.option, results.clone(), expires),
+            );
+        }
+        Ok(results)
+    }
+
+    async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {
+        Ok(self
+            .lock()
+            .by_id
+            .get(id)
+            .map(|r| r.admin_token_sha256.clone()))
+    }
+
+    async fn close(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
+        let mut polls = self.lock();
+        let Some(record) = polls.by_id.get_mut(id) else {
+            return Ok(None);
+        };
+        if !record.closed {
+            record.closed = true;
+            record.version += 1;
+        }
+        Ok(Some(record.results(id)))
+    }
+
+    async fn delete(&self, id: &PollId) -> Result<bool, Unavailable> {
+        Ok(self.lock().by_id.remove(id).is_some())
+    }
+
+    async fn ping(&self) -> Result<(), Unavailable> {
+        Ok(())
+    }
+}

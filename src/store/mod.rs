@@ -1,0 +1,102 @@
+//! The store: where polls and counts live.
+//!
+//! Two backends implement [`Store`]: [`memory::MemoryStore`] for a single
+//! instance with nothing to set up, and [`redis::RedisStore`] for any number
+//! of instances sharing one Redis. Everything above this trait (transports,
+//! pages, the hub) is written once and works on both.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+
+use crate::poll::{IdempotencyKey, NewPoll, PollId, Results, VoterId};
+
+/// The store could not be reached in time; the request may be retried.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// A poll to create, with the counts it starts from (zeros, or the demo's).
+#[derive(Debug, Clone)]
+pub struct CreatePoll {
+    pub id: PollId,
+    pub poll: NewPoll,
+    /// Lowercase hex SHA-256 of the admin token; empty means no token works.
+    pub admin_token_sha256: String,
+    pub initial_counts: Vec<u64>,
+    pub created_at_ms: u64,
+}
+
+/// One vote as the store checks it.
+#[derive(Debug, Clone)]
+pub struct Vote {
+    pub poll: PollId,
+    pub option: u32,
+    pub voter: VoterId,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// Why a vote was not counted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VoteError {
+    #[error("poll not found")]
+    PollNotFound,
+    #[error("poll is closed")]
+    PollClosed,
+    #[error("option not found")]
+    OptionNotFound,
+    #[error("this voter has already voted on this poll")]
+    AlreadyVoted,
+    #[error("idempotency key was already used for another option")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+impl VoteError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VoteError::PollNotFound => "poll_not_found",
+            VoteError::PollClosed => "poll_closed",
+            VoteError::OptionNotFound => "option_not_found",
+            VoteError::AlreadyVoted => "already_voted",
+            VoteError::IdempotencyKeyReused => "idempotency_key_reused",
+            VoteError::Unavailable(_) => "store_unavailable",
+        }
+    }
+}
+
+/// How long an idempotency record is kept.
+pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// What every backend provides. Each method is atomic on its own: no reader
+/// ever sees a half-created poll or a count without its version bump.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the poll unless its id is taken; `Ok(None)` when it was.
+    async fn create(&self, poll: &CreatePoll) -> Result<Option<Results>, Unavailable>;
+
+    /// The current results, or `None` for an unknown poll.
+    async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable>;
+
+    /// The newest polls first, closed ones included.
+    async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable>;
+
+    /// Counts a vote (or replays the outcome of an earlier one with the same
+    /// idempotency key) and returns the results right after it.
+    async fn vote(&self, vote: &Vote) -> Result<Results, VoteError>;
+
+    /// The stored admin token hash, or `None` for an unknown poll.
+    async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable>;
+
+    /// Closes the poll (a no-op when already closed); `None` when unknown.
+    async fn close(&self, id: &PollId) -> Result<Option<Results>, Unavailable>;
+
+    /// Deletes the poll and tells its followers; `false` when unknown.
+    async fn delete(&self, id: &PollId) -> Result<bool, Unavailable>;
+
+    /// Whether the store answers right now (for `/readyz`).
+    async fn ping(&self) -> Result<(), Unavailable>;
+}

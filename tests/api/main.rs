@@ -1,0 +1,4 @@
+//! The integration suite: one binary, one module per feature.
+
+mod helpers;
+mod smoke;

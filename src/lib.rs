@@ -16,7 +16,8 @@
 //! - [`hub`]: local fan-out, one `watch` channel per followed poll.
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
-//! - [`shutdown`]: the drain on SIGTERM; [`metrics`]: Prometheus.
+//! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
+//!   drain on SIGTERM; [`metrics`]: Prometheus.
 //!
 //! # How a vote flows
 //!
@@ -34,6 +35,7 @@ pub mod hub;
 pub mod metrics;
 pub mod pages;
 pub mod poll;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
@@ -114,24 +116,33 @@ impl Application {
         let deadline = self.state.config.shutdown_timeout;
         let router = app(self.state.clone());
         tracing::info!(addr = %self.local_addr(), instance = %self.state.instance, "listening");
-        let server = axum::serve(
+        let mut server = tokio::spawn(server::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.triggered_owned());
-        let mut server = tokio::spawn(server.into_future());
-        tokio::select! {
-            result = &mut server => return Ok(result??),
-            _ = shutdown.triggered() => {}
-        }
+            router,
+            shutdown.clone(),
+            self.state.config.header_timeout,
+        ));
+        // The accept loop only returns once shutdown has begun (or if it
+        // panicked); either way, drain below.
+        let server_done = tokio::select! {
+            biased;
+            _ = shutdown.triggered() => false,
+            result = &mut server => {
+                result?;
+                true
+            }
+        };
+        shutdown.trigger();
         tracing::info!("shutting down");
         let drain = async {
-            let result = (&mut server).await;
+            if !server_done {
+                (&mut server).await?;
+            }
             shutdown.wait_for_tasks().await;
-            result
+            anyhow::Ok(())
         };
         match tokio::time::timeout(deadline, drain).await {
-            Ok(result) => Ok(result??),
+            Ok(result) => result,
             Err(_) => {
                 tracing::warn!(?deadline, "shutdown deadline passed; dropping what remains");
                 server.abort();

@@ -85,13 +85,17 @@ impl Application {
         }
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();
+        let vote_limiter =
+            api::ratelimit::VoteLimiter::new(config.vote_rate, config.trusted_proxies.clone());
         let state = AppState::new(Inner {
             service,
             instance,
             shutdown,
             metrics: metrics::install(),
+            vote_limiter,
             config,
         });
+        spawn_limiter_upkeep(&state);
         Ok(Self { listener, state })
     }
 
@@ -150,6 +154,20 @@ impl Application {
             }
         }
     }
+}
+
+/// Keeps the rate limiter's table small while the instance runs.
+fn spawn_limiter_upkeep(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => state.vote_limiter.forget_idle_clients(),
+                _ = state.shutdown.triggered() => return,
+            }
+        }
+    });
 }
 
 /// The whole router: API, pages, and the layers every response passes.

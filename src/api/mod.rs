@@ -5,6 +5,7 @@ pub mod errors;
 pub mod longpoll;
 pub mod ops;
 pub mod polls;
+pub mod ratelimit;
 pub mod security;
 pub mod sse;
 pub mod voter;
@@ -36,6 +37,7 @@ pub struct Inner {
     pub instance: String,
     pub shutdown: Shutdown,
     pub metrics: PrometheusHandle,
+    pub vote_limiter: ratelimit::VoteLimiter,
 }
 
 impl AppState {

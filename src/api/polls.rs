@@ -1,7 +1,9 @@
 //! The poll resource: create, list, read (short polling), vote, close,
 //! delete.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -111,11 +113,14 @@ pub async fn show(
 pub async fn vote(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     headers: HeaderMap,
     JsonBody(body): JsonBody<VoteBody>,
 ) -> Result<Response, Error> {
     let id = poll_id(&id)?;
+    app.vote_limiter
+        .check(app.vote_limiter.client_ip(peer, &headers))?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(

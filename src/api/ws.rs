@@ -6,11 +6,12 @@
 //! that cannot complete in time drops the client, so a peer that never
 //! reads costs a bounded amount of memory.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
@@ -55,6 +56,7 @@ enum ClientMessage {
 pub async fn upgrade(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -76,10 +78,12 @@ pub async fn upgrade(
         .get(voter::COOKIE)
         .and_then(|c| VoterId::parse(c.value()))
         .unwrap_or_else(VoterId::generate);
+    let client = app.vote_limiter.client_ip(peer, &headers);
     let conn = Connection {
         app: app.clone(),
         following,
         voter,
+        client,
     };
     Ok(ws
         .read_buffer_size(MAX_MESSAGE_BYTES)
@@ -99,6 +103,8 @@ struct Connection {
     app: AppState,
     following: Following,
     voter: VoterId,
+    /// The client's address, for the vote rate limit.
+    client: IpAddr,
 }
 
 /// Why the loop stopped, when the server should still say goodbye.
@@ -201,6 +207,9 @@ impl Connection {
             Ok(k) => k,
             Err(e) => return error_message(rid, "bad_request", &e.0),
         };
+        if let Err(e) = self.app.vote_limiter.check(self.client) {
+            return error_message(rid, e.code(), &e.to_string());
+        }
         let vote = Vote {
             poll: self.following.follower.poll_id().clone(),
             option,

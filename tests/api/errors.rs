@@ -15,6 +15,7 @@ both_backends!(
     percent_encoded_junk_in_ids_is_404_poll_not_found,
     unknown_paths_are_404_and_wrong_methods_405_with_json_bodies,
     every_response_carries_x_tally_instance,
+    no_junk_request_gets_a_5xx_or_a_non_json_api_error,
 );
 
 const BAD_IDS: &[&str] = &[
@@ -257,5 +258,67 @@ async fn every_response_carries_x_tally_instance(backend: Backend) {
         handshake.headers()["x-tally-instance"],
         "replica-7",
         "on the 101"
+    );
+}
+
+async fn no_junk_request_gets_a_5xx_or_a_non_json_api_error(backend: Backend) {
+    use reqwest::Method;
+    use reqwest::header::HeaderValue;
+    let app = spawn_app(&backend).await;
+    let paths = [
+        "/api/polls",
+        "/api/polls/lpl",
+        "/api/polls/lpl/votes",
+        "/api/polls/lpl/close",
+        "/api/polls/lpl/changes?since=%FF&timeout=%00",
+        "/api/polls/lpl/events",
+        "/api/polls/%FF%FE/votes",
+        "/api/polls?limit=%FF",
+    ];
+    let bodies: [&[u8]; 5] = [
+        b"",
+        b"\xff\xfe",
+        b"{\"option\":0",
+        b"[[[[[[[[[[",
+        b"{\"option\":1e999}",
+    ];
+    let headers: [(&str, &[u8]); 5] = [
+        ("cookie", b"tally_voter=\xff; tally_voter=a b"),
+        ("authorization", b"Bearer \xff\xfe"),
+        ("origin", b"\xff"),
+        ("idempotency-key", b"\xe2\x98\x83"),
+        ("last-event-id", b"\xff"),
+    ];
+    for method in [Method::GET, Method::POST, Method::DELETE, Method::PUT] {
+        for path in paths {
+            for body in bodies {
+                for (name, value) in headers {
+                    let req = app
+                        .client
+                        .request(method.clone(), app.url(path))
+                        .header("content-type", "application/json")
+                        .header(name, HeaderValue::from_bytes(value).unwrap())
+                        .body(body.to_vec());
+                    let res = send(path, req).await;
+                    let status = res.status().as_u16();
+                    assert!(status < 500, "{method} {path} {name}: {status}");
+                    if status >= 400 {
+                        let text = within("body", res.text()).await.unwrap();
+                        let v: serde_json::Value =
+                            serde_json::from_str(&text).unwrap_or_else(|_| {
+                                panic!("{method} {path} {name}: {status} {text:?}")
+                            });
+                        assert!(v["error"]["code"].is_string(), "{text}");
+                    }
+                }
+            }
+        }
+    }
+    // Whatever got through, the poll is intact and counts as it should.
+    let demo = app.results("lpl").await;
+    assert_eq!(
+        total(&demo) - 1100,
+        version(&demo),
+        "each version is one vote"
     );
 }

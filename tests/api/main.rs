@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 mod cross_site;
+mod disconnects;
 mod errors;
 mod follower_cap;
 mod longpoll;

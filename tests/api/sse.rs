@@ -9,6 +9,7 @@ both_backends!(
     non_integer_last_event_id_is_ignored,
     deleting_the_poll_sends_deleted_then_ends_the_stream,
     sse_follower_ends_on_the_exact_tallies_of_concurrent_votes,
+    idle_stream_gets_keep_alive_comments,
 );
 
 async fn stream_starts_with_retry_2000_then_results_at_once(backend: Backend) {
@@ -128,4 +129,28 @@ async fn sse_follower_ends_on_the_exact_tallies_of_concurrent_votes(backend: Bac
     };
     assert_strictly_increasing(&seen);
     assert_eq!(counts(&last), expected);
+}
+
+async fn idle_stream_gets_keep_alive_comments(backend: Backend) {
+    let app = spawn_app_with(&backend, |c| {
+        c.sse_keepalive = std::time::Duration::from_millis(50)
+    })
+    .await;
+    let res = app.get("/api/polls/lpl/events").await;
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    within("two keep-alive comments", async {
+        use futures_util::StreamExt;
+        while text.lines().filter(|l| l.starts_with(':')).count() < 2 {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    })
+    .await;
+    assert!(text.starts_with("retry: 2000\n\n"), "{text}");
+    assert_eq!(
+        text.matches("event: results").count(),
+        1,
+        "no change, no event: {text}"
+    );
 }

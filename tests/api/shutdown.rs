@@ -74,6 +74,10 @@ async fn shutdown_ends_every_follower_finishes_votes_in_flight_and_exits_quickly
         "shutdown took {took:?} (timeout 10 s)"
     );
     // And it no longer accepts.
-    let refused = tokio::net::TcpStream::connect(app.addr).await;
+    let refused = within(
+        "connect after shutdown",
+        tokio::net::TcpStream::connect(app.addr),
+    )
+    .await;
     assert!(refused.is_err(), "still accepting after shutdown");
 }

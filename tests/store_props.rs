@@ -3,11 +3,11 @@
 //! to the distinct accepted votes, and versions strictly increasing.
 
 #[path = "api/helpers.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(dead_code, unused_imports, unused_macros)]
 mod helpers;
 
-use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
+use std::collections::{HashMap, HashSet};
 use tally::config::Config;
 use tally::hub::Hub;
 use tally::poll::{IdempotencyKey, NewPoll, PollId, Results, VoteLimit, VoterId};
@@ -134,7 +134,11 @@ async fn run_sequence(store: &dyn Store, limit: VoteLimit, ops: &[Op]) {
     }
     let results = store.get(&id).await.unwrap().unwrap();
     let counts: Vec<u64> = results.options.iter().map(|o| o.votes).collect();
-    assert_eq!(counts, model.counts.to_vec(), "tallies = distinct accepted votes");
+    assert_eq!(
+        counts,
+        model.counts.to_vec(),
+        "tallies = distinct accepted votes"
+    );
     assert_eq!(results.total, model.counts.iter().sum::<u64>());
     assert_eq!(results.version, model.version);
     assert_eq!(results.closed, model.closed);

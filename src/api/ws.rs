@@ -9,9 +9,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
@@ -20,7 +21,7 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::security::origin_allowed;
-use super::{AppState, poll_id, voter};
+use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::poll::{IdempotencyKey, VoterId};
@@ -55,13 +56,12 @@ enum ClientMessage {
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn upgrade(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin
             .to_str()
@@ -70,8 +70,9 @@ pub async fn upgrade(
             return Err(Error::OriginNotAllowed);
         }
     }
-    let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
+    // An unknown poll is 404 whether or not the request is a real upgrade.
     let following = app.service.follow(&id, Transport::Ws).await?;
+    let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
     // The handshake's cookie names the voter; without one, the connection
     // gets an id of its own for its lifetime.
     let voter = jar

@@ -134,7 +134,10 @@ pub async fn create(
     let location = format!("/polls/{}", page.id);
     Ok((
         StatusCode::CREATED,
-        [no_store(), (header::LOCATION, location.parse().expect("valid"))],
+        [
+            no_store(),
+            (header::LOCATION, location.parse().expect("valid")),
+        ],
         jar,
         page,
     )
@@ -178,7 +181,9 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]

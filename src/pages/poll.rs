@@ -141,7 +141,9 @@ pub async fn vote(
     };
     match app.service.vote(vote).await {
         Ok(_) => back.push_str(&format!("notice=voted&choice={option}")),
-        Err(Error::PollNotFound) => return Ok((jar, PageError(Error::PollNotFound)).into_response()),
+        Err(Error::PollNotFound) => {
+            return Ok((jar, PageError(Error::PollNotFound)).into_response());
+        }
         Err(e) => back.push_str(&format!("notice={}", e.code())),
     }
     Ok((jar, Redirect::to(&back)).into_response())

@@ -1,4 +1,5 @@
 //! The integration suite: one binary, one module per feature.
 
 mod helpers;
+mod pages;
 mod smoke;

@@ -38,7 +38,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub fn routes() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(home::show))
-        .route("/polls", post(home::create))
+        .route("/polls", get(home::to_home).post(home::create))
         .route("/polls/{id}", get(poll::show))
         .route("/polls/{id}/vote", post(poll::vote))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))

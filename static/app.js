@@ -416,7 +416,11 @@
       let wasOpen = false;
       (async function loop() {
         while (current(gen)) {
-          const url = base + "/changes?since=" + version + "&timeout=" + LONGPOLL_SECS;
+          // The first request has no `since`: it answers at once, which
+          // confirms the connection and catches up on anything missed.
+          const url = wasOpen
+            ? base + "/changes?since=" + version + "&timeout=" + LONGPOLL_SECS
+            : base + "/changes";
           const started = Date.now();
           inflight = fetchFor(url, {}, (LONGPOLL_SECS + 15) * 1000);
           let res;

@@ -9,7 +9,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 
 use super::view::{CreateForm, CreatedPage, HomePage, PollSummary};
@@ -25,6 +25,11 @@ const RECENT: usize = 20;
 pub async fn show(State(app): State<AppState>, jar: CookieJar, headers: HeaderMap) -> Response {
     let page = home_page(&app, CreateForm::default(), None).await;
     (voter_jar(jar, &headers), page).into_response()
+}
+
+/// `GET /polls`: the create form lives on the home page.
+pub async fn to_home() -> Redirect {
+    Redirect::to("/")
 }
 
 async fn home_page(app: &AppState, form: CreateForm, error: Option<String>) -> HomePage {
@@ -118,7 +123,7 @@ pub async fn create(
     let poll = match NewPoll::parse(&form.question, &options, limit) {
         Ok(poll) => poll,
         Err(e) => {
-            let page = home_page(&app, form, Some(e.0)).await;
+            let page = home_page(&app, form, Some(explain(&e.0, &options))).await;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, jar, page).into_response());
         }
     };
@@ -142,6 +147,27 @@ pub async fn create(
         page,
     )
         .into_response())
+}
+
+/// A validation message as a person filling the form reads it: options
+/// named by their text rather than by a 0-based index into the non-blank
+/// fields, and a capital first letter.
+fn explain(message: &str, options: &[String]) -> String {
+    let named = message
+        .strip_prefix("option ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(index, rest)| {
+            let label = options.get(index.parse::<usize>().ok()?)?.trim();
+            let short: String = label.chars().take(24).collect();
+            let ellipsis = if short.len() < label.len() { "…" } else { "" };
+            Some(format!("The option “{short}{ellipsis}” {rest}"))
+        });
+    let text = named.unwrap_or_else(|| message.to_owned());
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 /// The form body could not be read: wrong type, too large or malformed.
@@ -205,6 +231,24 @@ mod tests {
         assert!(matches!(intent, Intent::AddOption));
         let (_, intent) = read_form(pairs(&[("remove", "2")]));
         assert!(matches!(intent, Intent::RemoveOption(2)));
+    }
+
+    #[test]
+    fn messages_name_options_by_their_text() {
+        let options = vec!["Green".to_owned(), "Green".to_owned()];
+        assert_eq!(
+            explain("option 1 repeats an earlier option", &options),
+            "The option “Green” repeats an earlier option"
+        );
+        let long = vec!["x".repeat(101)];
+        assert!(
+            explain("option 0 must be at most 100 characters", &long)
+                .ends_with("…” must be at most 100 characters")
+        );
+        assert_eq!(
+            explain("a poll needs 2 to 20 options", &options),
+            "A poll needs 2 to 20 options"
+        );
     }
 
     #[test]

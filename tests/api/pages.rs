@@ -354,7 +354,7 @@ async fn bad_create_form_shows_the_error_and_creates_nothing() {
     assert_eq!(page.status, 422);
     assert!(page.is_html());
     assert!(page.body.contains("role=\"alert\""));
-    assert!(page.body.contains("a poll needs 2 to 20 options"));
+    assert!(page.body.contains("A poll needs 2 to 20 options"));
     assert!(page.body.contains(">Only one?</textarea>"), "form kept");
     assert!(page.body.contains("value=\"lonely\""), "options kept");
     assert!(!page.body.contains("admin-token"));

@@ -60,6 +60,7 @@ pub const STYLE_VERSION: u64 = STYLE_CSS.version;
 /// Content tag of `icon.svg`.
 pub const ICON_VERSION: u64 = ICON_SVG.version;
 
+/// `GET /static/{name}` for the embedded files.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/static/{name}", get(serve))
 }

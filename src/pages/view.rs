@@ -30,14 +30,17 @@ impl Default for CreateForm {
 }
 
 impl CreateForm {
+    /// Whether "add option" may add one more field.
     pub fn can_add(&self) -> bool {
         self.options.len() < MAX_OPTIONS
     }
 
+    /// Whether "remove" may take a field away (the form keeps two).
     pub fn can_remove(&self) -> bool {
         self.options.len() > MIN_OPTIONS
     }
 
+    /// Whether field `index` gets `autofocus`: the one just added.
     pub fn focus(&self, index: &usize) -> bool {
         self.focus_last && *index + 1 == self.options.len()
     }

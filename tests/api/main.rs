@@ -9,6 +9,7 @@ mod errors;
 mod follower_cap;
 mod longpoll;
 mod ops;
+mod pages;
 mod polls;
 mod shortpoll;
 mod shutdown;

@@ -7,7 +7,9 @@
 
 use axum::Form;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -117,6 +119,7 @@ pub struct VoteForm {
 pub async fn vote(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     headers: HeaderMap,
     form: Result<Form<VoteForm>, FormRejection>,
@@ -133,6 +136,11 @@ pub async fn vote(
         back.push_str("notice=option_not_found");
         return Ok((jar, Redirect::to(&back)).into_response());
     };
+    let client = app.vote_limiter.client_ip(peer, &headers);
+    if let Err(e) = app.vote_limiter.check(client) {
+        back.push_str(&format!("notice={}", e.code()));
+        return Ok((jar, Redirect::to(&back)).into_response());
+    }
     let vote = Vote {
         poll: id,
         option,

@@ -11,6 +11,7 @@ mod longpoll;
 mod ops;
 mod pages;
 mod polls;
+mod rate_limit;
 mod shortpoll;
 mod shutdown;
 mod smoke;

@@ -118,9 +118,12 @@ impl TestRedis {
     /// A fresh connection for assertions and fault injection.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
-        within("connect to test redis", client.get_multiplexed_async_connection())
-            .await
-            .expect("connect to test redis")
+        within(
+            "connect to test redis",
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connect to test redis")
     }
 }
 
@@ -135,7 +138,9 @@ fn spawn_redis(port: u16, dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start `redis-server` ({e}); install it, e.g. apt-get install redis-server")
+            panic!(
+                "cannot start `redis-server` ({e}); install it, e.g. apt-get install redis-server"
+            )
         })
 }
 
@@ -233,7 +238,10 @@ impl TestApp {
         .expect("create request");
         assert_eq!(res.status(), 201, "create poll");
         let v: Value = res.json().await.expect("json");
-        (v["poll"].clone(), v["admin_token"].as_str().unwrap().to_owned())
+        (
+            v["poll"].clone(),
+            v["admin_token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Votes with this app's client (its cookie); returns status and body.
@@ -291,9 +299,12 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(app_ws_url: &str) -> Self {
-        let (stream, _) = within("websocket connect", tokio_tungstenite::connect_async(app_ws_url))
-            .await
-            .expect("websocket handshake");
+        let (stream, _) = within(
+            "websocket connect",
+            tokio_tungstenite::connect_async(app_ws_url),
+        )
+        .await
+        .expect("websocket handshake");
         Self { stream }
     }
 
@@ -313,9 +324,12 @@ impl WsClient {
     }
 
     pub async fn send_json(&mut self, v: &Value) {
-        within("websocket send", self.stream.send(Message::Text(v.to_string().into())))
-            .await
-            .expect("websocket send");
+        within(
+            "websocket send",
+            self.stream.send(Message::Text(v.to_string().into())),
+        )
+        .await
+        .expect("websocket send");
     }
 }
 
@@ -340,7 +354,9 @@ impl SseClient {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let res = within("sse connect", req.send()).await.expect("sse request");
+        let res = within("sse connect", req.send())
+            .await
+            .expect("sse request");
         assert_eq!(res.status(), 200, "sse status");
         Self {
             events: Box::pin(res.bytes_stream().eventsource()),

@@ -28,7 +28,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::hub::Hub;
 use crate::poll::{PollId, Results, Snapshot};
@@ -85,11 +85,14 @@ struct Shared {
 /// The change feed of the Redis backend. See the module docs.
 pub struct Bus {
     shared: Arc<Shared>,
+    /// Stops the bus's tasks when the bus is dropped, e.g. when an instance
+    /// fails to start after connecting, even without a shutdown.
+    _stop: DropGuard,
 }
 
 impl Bus {
     /// Starts the bus's tasks (connection and unsubscribing); both end when
-    /// `shutdown` is cancelled.
+    /// `shutdown` is cancelled or the bus is dropped.
     pub fn start(
         client: redis::Client,
         store: Arc<RedisStore>,
@@ -109,9 +112,13 @@ impl Bus {
         });
         let (unfollowed_tx, unfollowed_rx) = mpsc::unbounded_channel();
         hub.set_unfollow_notifier(unfollowed_tx);
-        tokio::spawn(Arc::clone(&shared).run(shutdown.clone()));
-        tokio::spawn(Arc::clone(&shared).unsubscriber(unfollowed_rx, shutdown));
-        Arc::new(Self { shared })
+        let stop = shutdown.child_token();
+        tokio::spawn(Arc::clone(&shared).run(stop.clone()));
+        tokio::spawn(Arc::clone(&shared).unsubscriber(unfollowed_rx, stop.clone()));
+        Arc::new(Self {
+            shared,
+            _stop: stop.drop_guard(),
+        })
     }
 }
 
@@ -195,7 +202,7 @@ impl Shared {
             if matches!(lost, Lost::Shutdown) {
                 break;
             }
-            tracing::warn!(reason = %lost, retry_in = ?backoff, "Redis pub/sub connection lost");
+            tracing::warn!(reason = %lost, retry_in = ?backoff, "Redis pub/sub connection down");
             let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
             tokio::select! {
                 _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
@@ -357,12 +364,12 @@ impl Shared {
             .into_iter()
             .filter(|id| !self.hub.is_followed(id))
             .collect();
-        let Some(mut sink) = self.current_sink() else {
-            return;
-        };
         if ids.is_empty() {
             return;
         }
+        let Some(mut sink) = self.current_sink() else {
+            return;
+        };
         let channels: Vec<String> = ids.iter().map(|id| self.store.keys().changes(id)).collect();
         if let Err(e) = self.bounded(sink.unsubscribe(&channels)).await {
             tracing::debug!(error = %e, "unsubscribe failed");
@@ -389,5 +396,26 @@ impl Shared {
             // the connection again, which resubscribes everything.
             self.reconnect.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_messages_are_results_or_deletions() {
+        let results = r#"{"id":"p","question":"q","vote_limit":"unlimited","closed":false,
+            "version":3,"total":1,"options":[{"id":0,"label":"a","votes":1}]}"#;
+        assert!(matches!(
+            serde_json::from_str::<Change>(results),
+            Ok(Change::Results(r)) if r.version == 3
+        ));
+        let deleted = r#"{"deleted":true,"id":"p"}"#;
+        assert!(matches!(
+            serde_json::from_str::<Change>(deleted),
+            Ok(Change::Deleted { deleted: true, id }) if id == "p"
+        ));
+        assert!(serde_json::from_str::<Change>(r#"{"id":"p"}"#).is_err());
     }
 }

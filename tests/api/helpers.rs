@@ -51,15 +51,29 @@ pub struct TestRedis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: std::sync::Mutex<Option<Child>>,
+    /// Whether the server keeps an fsynced append-only file, so a restart
+    /// (after a kill) comes back with the data.
+    persistent: bool,
 }
 
 impl TestRedis {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub async fn start() -> Arc<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts one with `--appendonly yes --appendfsync always`: every write
+    /// acknowledged before a kill is there after [`Self::restart`].
+    pub async fn start_persistent() -> Arc<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Arc<Self> {
         let redis = Arc::new(Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: std::sync::Mutex::new(None),
+            persistent,
         });
         redis.launch().await;
         redis
@@ -70,7 +84,7 @@ impl TestRedis {
     }
 
     async fn launch(&self) {
-        let child = spawn_redis(self.port, self.dir.path());
+        let child = spawn_redis(self.port, self.dir.path(), self.persistent);
         *self.child.lock().unwrap() = Some(child);
         within("redis-server to answer PING", async {
             loop {
@@ -127,10 +141,16 @@ impl TestRedis {
     }
 }
 
-fn spawn_redis(port: u16, dir: &Path) -> Child {
+fn spawn_redis(port: u16, dir: &Path, persistent: bool) -> Child {
+    let aof: &[&str] = if persistent {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""])
+        .args(aof)
         .arg("--dir")
         .arg(dir)
         .args(["--enable-debug-command", "local"])
@@ -390,5 +410,50 @@ pub fn counts(results: &Value) -> Vec<u64> {
         .expect("options")
         .iter()
         .map(|o| o["votes"].as_u64().expect("votes"))
+        .collect()
+}
+
+/// Waits until the instance answers `/readyz` with 200 (on Redis: the store
+/// answers and the bus has subscribed and hears its heartbeat).
+pub async fn wait_until_ready(app: &TestApp) {
+    within("instance to become ready", async {
+        loop {
+            if let Ok(res) = app.client.get(app.url("/readyz")).send().await
+                && res.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The `/readyz` status right now.
+pub async fn readyz(app: &TestApp) -> u16 {
+    within("readyz", app.client.get(app.url("/readyz")).send())
+        .await
+        .expect("readyz request")
+        .status()
+        .as_u16()
+}
+
+/// The clients Redis has right now, one map of `CLIENT LIST` fields each.
+pub async fn redis_clients(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let list: String = within(
+        "CLIENT LIST",
+        redis::cmd("CLIENT").arg("LIST").query_async(conn),
+    )
+    .await
+    .expect("CLIENT LIST");
+    list.lines()
+        .map(|line| {
+            line.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! to the distinct accepted votes, and versions strictly increasing.
 
 #[path = "api/helpers.rs"]
-#[allow(dead_code, unused_imports, unused_macros)]
+#[allow(unused_imports, unused_macros)]
 mod helpers;
 
 use proptest::prelude::*;

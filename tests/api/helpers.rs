@@ -13,7 +13,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tally::Application;
-use tally::api::AppState;
 use tally::config::Config;
 use tally::shutdown::Shutdown;
 use tokio::task::JoinHandle;
@@ -52,15 +51,29 @@ pub struct TestRedis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: std::sync::Mutex<Option<Child>>,
+    /// Whether the server keeps an fsynced append-only file, so a restart
+    /// (after a kill) comes back with the data.
+    persistent: bool,
 }
 
 impl TestRedis {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub async fn start() -> Arc<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts one with `--appendonly yes --appendfsync always`: every write
+    /// acknowledged before a kill is there after [`Self::restart`].
+    pub async fn start_persistent() -> Arc<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Arc<Self> {
         let redis = Arc::new(Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: std::sync::Mutex::new(None),
+            persistent,
         });
         redis.launch().await;
         redis
@@ -71,7 +84,7 @@ impl TestRedis {
     }
 
     async fn launch(&self) {
-        let child = spawn_redis(self.port, self.dir.path());
+        let child = spawn_redis(self.port, self.dir.path(), self.persistent);
         *self.child.lock().unwrap() = Some(child);
         within("redis-server to answer PING", async {
             loop {
@@ -128,10 +141,16 @@ impl TestRedis {
     }
 }
 
-fn spawn_redis(port: u16, dir: &Path) -> Child {
+fn spawn_redis(port: u16, dir: &Path, persistent: bool) -> Child {
+    let aof: &[&str] = if persistent {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""])
+        .args(aof)
         .arg("--dir")
         .arg(dir)
         .args(["--enable-debug-command", "local"])
@@ -176,8 +195,10 @@ impl Backend {
 /// A running instance and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// The instance's state, to wait on its internals (e.g. hub followers).
-    pub state: AppState,
+    /// The instance's hub, to wait on its followers. (Not the whole state:
+    /// holding that would keep the instance's Redis connections open after
+    /// it stops.)
+    pub hub: Arc<tally::hub::Hub>,
     pub base: String,
     pub client: reqwest::Client,
     pub shutdown: Shutdown,
@@ -200,11 +221,11 @@ pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) 
         .expect("instance builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown();
-    let state = app.state().clone();
+    let hub = Arc::clone(app.state().service.hub());
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
-        state,
+        hub,
         base: format!("http://{addr}"),
         client: client(),
         shutdown,
@@ -547,7 +568,7 @@ impl TestApp {
     pub async fn wait_followed(&self, id: &str, followed: bool) {
         let id = tally::poll::PollId::parse(id).expect("valid id");
         within("hub follower state", async {
-            while self.state.service.hub().is_followed(&id) != followed {
+            while self.hub.is_followed(&id) != followed {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
@@ -808,4 +829,49 @@ impl SseClient {
             events: Box::pin(res.bytes_stream().eventsource()),
         }
     }
+}
+
+/// Waits until the instance answers `/readyz` with 200 (on Redis: the store
+/// answers and the bus has subscribed and hears its heartbeat).
+pub async fn wait_until_ready(app: &TestApp) {
+    within("instance to become ready", async {
+        loop {
+            if let Ok(res) = app.client.get(app.url("/readyz")).send().await
+                && res.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The `/readyz` status right now.
+pub async fn readyz(app: &TestApp) -> u16 {
+    within("readyz", app.client.get(app.url("/readyz")).send())
+        .await
+        .expect("readyz request")
+        .status()
+        .as_u16()
+}
+
+/// The clients Redis has right now, one map of `CLIENT LIST` fields each.
+pub async fn redis_clients(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let list: String = within(
+        "CLIENT LIST",
+        redis::cmd("CLIENT").arg("LIST").query_async(conn),
+    )
+    .await
+    .expect("CLIENT LIST");
+    list.lines()
+        .map(|line| {
+            line.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
 }

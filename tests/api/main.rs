@@ -12,6 +12,8 @@ mod ops;
 mod pages;
 mod polls;
 mod rate_limit;
+mod redis_cluster;
+mod redis_faults;
 mod shortpoll;
 mod shutdown;
 mod smoke;

@@ -13,6 +13,7 @@ use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 /// Longest question, in Unicode scalar values.
 pub const MAX_QUESTION_CHARS: usize = 300;
@@ -89,7 +90,7 @@ fn random_base62(len: usize) -> String {
 }
 
 /// How often one voter may vote on a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VoteLimit {
     /// One vote per `tally_voter` cookie.
@@ -249,22 +250,34 @@ impl fmt::Debug for AdminToken {
 }
 
 /// One option's line in the results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OptionResult {
+    /// The option's 0-based index: what a vote names.
+    #[schema(maximum = 19)]
     pub id: u32,
+    #[schema(min_length = 1, max_length = 100)]
     pub label: String,
     pub votes: u64,
 }
 
 /// The results object: what every transport sends and every page shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "lpl", "question": "LPL第一打野投票", "vote_limit": "unlimited",
+    "closed": false, "version": 17, "total": 1117, "options": [
+        {"id": 0, "label": "明凯", "votes": 317}, {"id": 1, "label": "厂长", "votes": 200},
+        {"id": 2, "label": "7酱", "votes": 600}]}))]
 pub struct Results {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub id: String,
+    #[schema(min_length = 1, max_length = 300)]
     pub question: String,
     pub vote_limit: VoteLimit,
     pub closed: bool,
+    /// +1 on every accepted vote and on close; the only ordering clients need.
     pub version: u64,
+    /// The sum of every option's votes.
     pub total: u64,
+    #[schema(min_items = 2, max_items = 20)]
     pub options: Vec<OptionResult>,
 }
 

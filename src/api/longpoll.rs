@@ -12,14 +12,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::errors::QueryParams;
+use super::openapi::{self, ErrorBody};
 use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
+use crate::poll::Results;
 use crate::service::Transport;
 
 /// The longest wait a client may ask for.
 pub const MAX_TIMEOUT_SECS: u64 = 60;
 
+/// Query of a long poll; both checked by hand so a bad value is a 400.
 #[derive(Debug, Deserialize)]
 pub struct ChangesQuery {
     since: Option<String>,
@@ -43,6 +46,24 @@ fn results_response(json: &str) -> Response {
         .into_response()
 }
 
+/// Wait for a change (long polling)
+///
+/// Answers as soon as the version passes `since` (at once if it already
+/// has; at once when `since` is absent), or 204 when `timeout` passes.
+#[utoipa::path(get, path = "/api/polls/{id}/changes", tag = "follow",
+    params(openapi::PollIdParam,
+        ("since" = Option<u64>, Query, description = "The last version seen"),
+        ("timeout" = Option<u64>, Query,
+            description = "Seconds to wait (default 25; above 60 counts as 60)")),
+    responses(
+        (status = 200, description = "Results newer than `since`", body = Results),
+        (status = 204, description = "No change within the timeout (or the instance is shutting down)"),
+        (status = 400, description = "`bad_request`: since or timeout is not a non-negative integer",
+            body = ErrorBody),
+        (status = 404, description = "`poll_not_found` (also when deleted while waiting)", body = ErrorBody),
+        (status = 503, description = "`too_many_connections`, `store_unavailable` or `shutting_down`",
+            body = ErrorBody, headers(("Retry-After" = u32))),
+    ))]
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn changes(
     State(app): State<AppState>,

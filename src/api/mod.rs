@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod longpoll;
+pub mod openapi;
 pub mod ops;
 pub mod polls;
 pub mod ratelimit;
@@ -79,7 +80,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PollPath {
     }
 }
 
-/// The JSON API routes, under `/api`, plus `/healthz`, `/readyz`, `/metrics`.
+/// The JSON API routes, under `/api`, plus `/healthz`, `/readyz`, `/metrics`;
+/// `GET /api/openapi.json` describes them all.
 pub fn routes() -> Router<AppState> {
     let api = Router::new()
         .route("/api/polls", get(polls::list).post(polls::create))
@@ -89,6 +91,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))
         .route("/api/polls/{id}/ws", get(ws::upgrade))
+        .route("/api/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(errors::MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

@@ -9,12 +9,20 @@ use axum::response::IntoResponse;
 use super::AppState;
 
 /// The process is alive and serving HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Alive", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// The instance can do its job: the store answers and, with Redis, changes
 /// from other instances arrive. Load balancers route only to ready ones.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "Ready", content_type = "text/plain", body = String),
+        (status = 503, description = "Not ready: store unreachable, changes not arriving, or shutting down",
+            content_type = "text/plain", body = String),
+    ))]
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let ready = tokio::time::timeout(Duration::from_secs(2), app.service.ready())
         .await
@@ -27,6 +35,9 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     app.metrics.run_upkeep();
     (

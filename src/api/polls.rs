@@ -9,25 +9,34 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::errors::{JsonBody, QueryParams};
+use super::openapi::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
-use crate::poll::{IdempotencyKey, NewPoll, VoteLimit};
+use crate::poll::{IdempotencyKey, NewPoll, Results, VoteLimit};
 use crate::store::Vote;
 
 /// Body of `POST /api/polls`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"question": "Tabs or spaces?", "options": ["tabs", "spaces"]}))]
 pub struct CreateBody {
+    /// Trimmed; 1–300 Unicode scalar values after trimming.
+    #[schema(min_length = 1, max_length = 300)]
     pub question: String,
+    /// 2–20 labels, each 1–100 Unicode scalar values after trimming,
+    /// distinct after trimming.
+    #[schema(schema_with = openapi::option_labels)]
     pub options: Vec<String>,
     #[serde(default)]
     pub vote_limit: VoteLimit,
 }
 
 /// Body of `POST /api/polls/{id}/votes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct VoteBody {
+    /// The option's 0-based index.
     pub option: u32,
 }
 
@@ -44,6 +53,23 @@ fn json_text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// Create a poll
+///
+/// Answers the poll's results and its admin token, which is shown only
+/// here (the server keeps only its SHA-256).
+#[utoipa::path(post, path = "/api/polls", tag = "polls",
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = CreatedPoll,
+            headers(("Location" = String, description = "The poll's API URL, /api/polls/{id}"))),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 403, description = "`cross_site_request`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over 16 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: wrong shape or limits", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(app): State<AppState>,
@@ -62,11 +88,24 @@ pub async fn create(
         .into_response())
 }
 
+/// Query of `GET /api/polls`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<String>,
 }
 
+/// List the newest polls
+///
+/// Closed polls included, newest first.
+#[utoipa::path(get, path = "/api/polls", tag = "polls",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
+        description = "How many polls (default 20)")),
+    responses(
+        (status = 200, description = "The newest polls", body = PollList),
+        (status = 400, description = "`bad_request`: limit is not an integer from 1 to 100", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn list(
     State(app): State<AppState>,
     QueryParams(q): QueryParams<ListQuery>,
@@ -94,7 +133,21 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == etag || t == "*")
 }
 
-/// Short polling: the current results, with the version as `ETag`.
+/// Read a poll's results (short polling)
+///
+/// The version is the `ETag`; `If-None-Match` with it answers 304.
+#[utoipa::path(get, path = "/api/polls/{id}", tag = "polls",
+    params(openapi::PollIdParam,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before, e.g. \"17\"")),
+    responses(
+        (status = 200, description = "The current results", body = Results,
+            headers(("ETag" = String, description = "The version, quoted"))),
+        (status = 304, description = "Not modified since the ETag given",
+            headers(("ETag" = String))),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn show(
     State(app): State<AppState>,
     PollPath(id): PollPath,
@@ -108,6 +161,31 @@ pub async fn show(
     Ok(([(header::ETAG, etag)], axum::Json(results)).into_response())
 }
 
+/// Vote
+///
+/// Answers the results right after this vote. A retry with the same
+/// `Idempotency-Key` replays the first outcome and counts nothing. Sets the
+/// `tally_voter` cookie when the request had none.
+#[utoipa::path(post, path = "/api/polls/{id}/votes", tag = "polls",
+    params(openapi::PollIdParam,
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[A-Za-z0-9_-]{1,64}$",
+            description = "Makes retries safe: the vote counts once per key and poll (24 h)")),
+    request_body(content = VoteBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Counted (or replayed)", body = VoteResults),
+        (status = 400, description = "`bad_request`: not JSON, or a malformed Idempotency-Key", body = ErrorBody),
+        (status = 403, description = "`cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 409, description = "`already_voted` or `poll_closed`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`, `option_not_found` or `idempotency_key_reused`",
+            body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn vote(
     State(app): State<AppState>,
@@ -156,6 +234,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Close a poll
+///
+/// Closing a closed poll answers 200 and changes nothing.
+#[utoipa::path(post, path = "/api/polls/{id}/close", tag = "polls",
+    params(openapi::PollIdParam),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The closed poll's results", body = Results),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn close(
     State(app): State<AppState>,
     PollPath(id): PollPath,
@@ -165,6 +257,20 @@ pub async fn close(
     Ok(json_text(StatusCode::OK, snapshot.json().to_owned()))
 }
 
+/// Delete a poll
+///
+/// Followers are told (`deleted`) and their streams end.
+#[utoipa::path(delete, path = "/api/polls/{id}", tag = "polls",
+    params(openapi::PollIdParam),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn delete(
     State(app): State<AppState>,
     PollPath(id): PollPath,

@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio_util::sync::CancellationToken;
 
+use super::openapi::{self, ErrorBody};
 use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
@@ -38,6 +39,23 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Follow a poll (Server-Sent Events)
+///
+/// `retry: 2000` first, then `event: results` with `id: <version>` and the
+/// results as data, at once (or, with `Last-Event-ID`, once the version
+/// passes it) and on every change; `event: deleted` ends the stream. A
+/// keep-alive comment every 15 s.
+#[utoipa::path(get, path = "/api/polls/{id}/events", tag = "follow",
+    params(openapi::PollIdParam,
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "The last version seen; ignored unless an integer")),
+    responses(
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream",
+            body = String),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`too_many_connections` or `store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn events(
     State(app): State<AppState>,

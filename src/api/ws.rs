@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::openapi::{self, ErrorBody};
 use super::security::origin_allowed;
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
@@ -53,6 +54,24 @@ enum ClientMessage {
     },
 }
 
+/// Follow and vote (WebSocket)
+///
+/// Server → client: `{"type":"results", …Results}` at once and on every
+/// change; `{"type":"vote_ack",…}` / `{"type":"error",…}` answer a
+/// client's `{"type":"vote","option":N,"request_id":"…"}`. Frames over
+/// 4 KiB close with 1009; shutdown closes with 1001.
+#[utoipa::path(get, path = "/api/polls/{id}/ws", tag = "follow",
+    params(openapi::PollIdParam,
+        ("Origin" = Option<String>, Header,
+            description = "Must match Host or TALLY_ALLOWED_ORIGINS when present")),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "`bad_request`: not a WebSocket handshake", body = ErrorBody),
+        (status = 403, description = "`origin_not_allowed`", body = ErrorBody),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`too_many_connections` or `store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn upgrade(
     State(app): State<AppState>,

@@ -234,7 +234,11 @@ impl Modify for OptionalNotNull {
                 if let RefOr::T(Schema::Object(object)) = schema
                     && let SchemaType::Array(types) = &object.schema_type
                 {
-                    let kept: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+                    let kept: Vec<Type> = types
+                        .iter()
+                        .filter(|t| **t != Type::Null)
+                        .cloned()
+                        .collect();
                     if let [only] = kept.as_slice() {
                         object.schema_type = SchemaType::Type(only.clone());
                     }

@@ -36,7 +36,9 @@ pub struct CreateBody {
 /// Body of `POST /api/polls/{id}/votes`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VoteBody {
-    /// The option's 0-based index.
+    /// The option's 0-based index (below the poll's option count, so at
+    /// most 19).
+    #[schema(maximum = 19)]
     pub option: u32,
 }
 

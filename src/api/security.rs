@@ -46,7 +46,12 @@ pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// Middleware refusing cross-site state-changing requests with 403
 /// `cross_site_request` (a short HTML page for the form fallback).
 pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Only these can change state; no route takes any other method, so
+    // TRACE, QUERY or a made-up one gets its 404/405 from routing.
+    let safe = !matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     if safe || !is_cross_site(req.headers(), &app.config.allowed_origins) {
         return next.run(req).await;
     }

@@ -91,6 +91,11 @@ pub struct Config {
     #[arg(long, env = "TALLY_WS_PONG_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub ws_pong_timeout: Duration,
 
+    /// How long one WebSocket send may wait on a client that does not read
+    /// before that client is dropped (bounds what a stuck reader costs).
+    #[arg(long, env = "TALLY_WS_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ws_send_timeout: Duration,
+
     /// Interval of SSE keep-alive comments.
     #[arg(long, env = "TALLY_SSE_KEEPALIVE", default_value = "15s", value_parser = duration)]
     pub sse_keepalive: Duration,

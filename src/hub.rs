@@ -120,6 +120,12 @@ impl Hub {
         self.lock().contains_key(id)
     }
 
+    /// How many followers `id` has here right now: how a test (or an
+    /// operator's debugger) sees one stuck client being dropped.
+    pub fn followers(&self, id: &PollId) -> usize {
+        self.lock().get(id).map_or(0, |c| c.followers)
+    }
+
     fn leave(&self, id: &PollId) {
         let mut polls = self.lock();
         let Some(channel) = polls.get_mut(id) else {
@@ -215,8 +221,10 @@ mod tests {
         let (a, first_a) = hub.join(&id);
         let (b, first_b) = hub.join(&id);
         assert!(first_a && !first_b);
+        assert_eq!(hub.followers(&id), 2);
         drop(a);
         assert!(hub.is_followed(&id));
+        assert_eq!(hub.followers(&id), 1);
         drop(b);
         assert!(!hub.is_followed(&id));
         assert_eq!(rx.try_recv().unwrap(), id);

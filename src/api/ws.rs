@@ -31,8 +31,6 @@ use crate::store::Vote;
 
 /// Largest message a client may send (after reassembly of fragments).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
-/// How long one send may wait on a client that does not read.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close codes this server sends.
 mod close_code {
@@ -141,12 +139,14 @@ impl Connection {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+            let limit = self.app.config.ws_send_timeout;
+            let _ = timeout(limit, socket.send(Message::Close(Some(frame)))).await;
         }
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> End {
         let ping_every = self.app.config.ws_ping_interval;
+        let limit = self.app.config.ws_send_timeout;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut pong_deadline: Option<Instant> = None;
         let mut last_sent: Option<u64> = None;
@@ -156,13 +156,13 @@ impl Connection {
                 Some(PollEvent::Deleted) => {
                     let id = self.following.follower.poll_id().to_string();
                     let msg = json!({"type": "deleted", "id": id}).to_string();
-                    if !send(socket, Message::Text(msg.into())).await {
+                    if !send(socket, Message::Text(msg.into()), limit).await {
                         return End::Quietly;
                     }
                     return End::Close(close_code::NORMAL, "poll deleted");
                 }
                 Some(PollEvent::Results(s)) if last_sent.is_none_or(|v| s.version() > v) => {
-                    if !send(socket, Message::Text(s.ws_frame())).await {
+                    if !send(socket, Message::Text(s.ws_frame()), limit).await {
                         return End::Quietly;
                     }
                     last_sent = Some(s.version());
@@ -180,13 +180,13 @@ impl Connection {
                     Some(Err(e)) => return close_for(e),
                     Some(Ok(Message::Text(text))) => {
                         let reply = self.handle_text(text.as_str()).await;
-                        if !send(socket, Message::Text(reply.into())).await {
+                        if !send(socket, Message::Text(reply.into()), limit).await {
                             return End::Quietly;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let reply = error_message(None, "bad_message", "binary frames are not accepted; send JSON text");
-                        if !send(socket, Message::Text(reply.into())).await {
+                        if !send(socket, Message::Text(reply.into()), limit).await {
                             return End::Quietly;
                         }
                     }
@@ -194,7 +194,7 @@ impl Connection {
                     Some(Ok(Message::Ping(_))) => {}
                 },
                 _ = ping.tick() => {
-                    if !send(socket, Message::Ping(Default::default())).await {
+                    if !send(socket, Message::Ping(Default::default()), limit).await {
                         return End::Quietly;
                     }
                     pong_deadline.get_or_insert(Instant::now() + self.app.config.ws_pong_timeout);
@@ -249,9 +249,10 @@ fn error_message(request_id: Option<&str>, code: &str, message: &str) -> String 
     json!({"type": "error", "request_id": request_id, "code": code, "message": message}).to_string()
 }
 
-/// Sends one message, giving up on a peer that does not read.
-async fn send(socket: &mut WebSocket, msg: Message) -> bool {
-    matches!(timeout(SEND_TIMEOUT, socket.send(msg)).await, Ok(Ok(())))
+/// Sends one message, giving up on a peer that does not read within
+/// `limit` (`TALLY_WS_SEND_TIMEOUT`).
+async fn send(socket: &mut WebSocket, msg: Message, limit: Duration) -> bool {
+    matches!(timeout(limit, socket.send(msg)).await, Ok(Ok(())))
 }
 
 /// The close code for a broken read: too big, bad UTF-8, or a protocol error.

@@ -1,21 +1,31 @@
-//! The HTTP server loop: hyper with a header-read timeout.
+//! The HTTP server loop: hyper's HTTP/1.1 server with a header-read timeout.
 //!
 //! `axum::serve` sets no timeout for reading request headers, so a client
 //! that dribbles a header byte every few seconds (slowloris) holds a
 //! connection forever. This loop is `axum::serve` plus hyper's
 //! `header_read_timeout`, keeps `ConnectInfo` for the rate limiter, and
 //! drains connections gracefully on shutdown (the caller bounds the drain).
+//!
+//! Only HTTP/1.1 is served. hyper-util's HTTP/1-or-2 auto-detection first
+//! waits for up to 24 bytes with no timeout at all — a client that sends
+//! nothing, or the HTTP/2 preface a byte at a time, was never cut off —
+//! and hyper's HTTP/2 server has no header timeout either. Nothing in front
+//! of tally needs cleartext HTTP/2: browsers speak it only over TLS, which
+//! the load balancer terminates, and the load balancers proxy HTTP/1.1
+//! (which WebSocket upgrades need anyway). Here the timer starts as the
+//! connection opens, and restarts for each request on a kept-alive one.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::shutdown::Shutdown;
@@ -28,12 +38,11 @@ pub async fn serve(
     shutdown: Shutdown,
     header_timeout: Duration,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -47,22 +56,46 @@ pub async fn serve(
             },
             _ = shutdown.triggered() => break,
         };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            router.clone().oneshot(req)
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-        });
+        connections.spawn(serve_connection(
+            builder.clone(),
+            stream,
+            peer,
+            router.clone(),
+            shutdown.clone(),
+        ));
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.close();
+    connections.wait().await;
+}
+
+/// Serves one connection; on shutdown, finishes the exchange in progress
+/// (if any) and closes it.
+async fn serve_connection(
+    builder: http1::Builder,
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        router.clone().oneshot(req)
+    });
+    let mut conn = pin!(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+    );
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.triggered() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
 }

@@ -27,7 +27,7 @@ async fn instances(backend: &Backend, n: usize) -> Vec<TestApp> {
 }
 
 /// The poll's counts and version as Redis holds them.
-async fn truth(redis: &TestRedis, id: &str) -> (Vec<u64>, u64) {
+pub(crate) async fn truth(redis: &TestRedis, id: &str) -> (Vec<u64>, u64) {
     let mut conn = redis.conn().await;
     let votes: HashMap<String, u64> = conn
         .hgetall(format!("tally:poll:{{{id}}}:votes"))
@@ -46,7 +46,7 @@ async fn truth(redis: &TestRedis, id: &str) -> (Vec<u64>, u64) {
 
 /// Reads a WebSocket follower until it reports `version`; checks that the
 /// versions it sees strictly increase, and returns the last results.
-async fn ws_until(ws: &mut WsClient, last: &mut Option<u64>, version: u64) -> Value {
+pub(crate) async fn ws_until(ws: &mut WsClient, last: &mut Option<u64>, version: u64) -> Value {
     loop {
         let msg = ws.next_json().await.expect("websocket stays open");
         if msg["type"] != "results" {
@@ -62,7 +62,7 @@ async fn ws_until(ws: &mut WsClient, last: &mut Option<u64>, version: u64) -> Va
 }
 
 /// The same for an SSE follower.
-async fn sse_until(sse: &mut SseClient, last: &mut Option<u64>, version: u64) -> Value {
+pub(crate) async fn sse_until(sse: &mut SseClient, last: &mut Option<u64>, version: u64) -> Value {
     loop {
         let ev = sse.next_event().await.expect("stream stays open");
         assert_eq!(ev.event, "results");

@@ -9,6 +9,7 @@ mod errors;
 mod follower_cap;
 mod hardening;
 mod longpoll;
+mod openapi;
 mod ops;
 mod pages;
 mod polls;

@@ -20,6 +20,7 @@ mod redis_faults;
 mod shortpoll;
 mod shutdown;
 mod smoke;
+mod soak;
 mod sse;
 mod votes;
 mod websocket;

@@ -62,6 +62,7 @@ pub struct PollIdParam {
 /// Answer of `POST /api/polls`.
 #[derive(ToSchema)]
 pub struct CreatedPoll {
+    /// The new poll, version 0.
     pub poll: Results,
     /// Needed to close or delete the poll; shown only once.
     #[schema(pattern = "^[0-9a-f]{32}$")]
@@ -71,12 +72,14 @@ pub struct CreatedPoll {
 /// Answer of `GET /api/polls`.
 #[derive(ToSchema)]
 pub struct PollList {
+    /// Newest first.
     pub polls: Vec<Results>,
 }
 
 /// Answer of a vote: the results right after it.
 #[derive(ToSchema)]
 pub struct VoteResults {
+    /// The poll right after this vote (for a replay: right after the first).
     pub results: Results,
 }
 
@@ -84,12 +87,14 @@ pub struct VoteResults {
 #[derive(ToSchema)]
 #[schema(example = json!({"error": {"code": "poll_not_found", "message": "no poll with this id"}}))]
 pub struct ErrorBody {
+    /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// The error itself.
 #[derive(ToSchema)]
 pub struct ErrorDetail {
+    /// Stable; what clients should branch on.
     pub code: ErrorCode,
     /// For people; may change.
     #[schema(min_length = 1)]

@@ -357,7 +357,13 @@ async fn follow_ws(url: String, mut target: watch::Receiver<Option<u64>>) -> Val
 }
 
 async fn follow_sse(url: String, mut target: watch::Receiver<Option<u64>>) -> Value {
-    let res = send("sse connect", client().get(&url)).await;
+    // The shared test client bounds whole requests (70 s); a stream must
+    // outlive that.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let res = send("sse connect", client.get(&url)).await;
     assert_eq!(res.status(), 200);
     let mut events = res.bytes_stream().eventsource();
     let mut seen = Seen::new();

@@ -79,6 +79,10 @@ pub struct Config {
     #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// Longest a client may take to send a request's headers (slowloris guard).
+    #[arg(long, env = "TALLY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_timeout: Duration,
+
     /// Interval of WebSocket pings.
     #[arg(long, env = "TALLY_WS_PING_INTERVAL", default_value = "20s", value_parser = duration)]
     pub ws_ping_interval: Duration,

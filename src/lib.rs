@@ -14,9 +14,12 @@
 //! - [`poll`]: domain types; every id, text and key is validated here.
 //! - [`store`]: the [`store::Store`] trait and its memory and Redis backends.
 //! - [`hub`]: local fan-out, one `watch` channel per followed poll.
+//! - [`bus`]: the Redis pub/sub subscriber that feeds the hub changes made
+//!   on other instances; reconnects and resyncs.
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
-//! - [`shutdown`]: the drain on SIGTERM; [`metrics`]: Prometheus.
+//! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
+//!   drain on SIGTERM; [`metrics`]: Prometheus.
 //!
 //! # How a vote flows
 //!
@@ -28,12 +31,14 @@
 //! format (WebSocket frame, SSE event, long-poll answer).
 
 pub mod api;
+pub mod bus;
 pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod pages;
 pub mod poll;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod store;
@@ -83,13 +88,17 @@ impl Application {
         }
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();
+        let vote_limiter =
+            api::ratelimit::VoteLimiter::new(config.vote_rate, config.trusted_proxies.clone());
         let state = AppState::new(Inner {
             service,
             instance,
             shutdown,
             metrics: metrics::install(),
+            vote_limiter,
             config,
         });
+        spawn_limiter_upkeep(&state);
         Ok(Self { listener, state })
     }
 
@@ -114,24 +123,33 @@ impl Application {
         let deadline = self.state.config.shutdown_timeout;
         let router = app(self.state.clone());
         tracing::info!(addr = %self.local_addr(), instance = %self.state.instance, "listening");
-        let server = axum::serve(
+        let mut server = tokio::spawn(server::serve(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.triggered_owned());
-        let mut server = tokio::spawn(server.into_future());
-        tokio::select! {
-            result = &mut server => return Ok(result??),
-            _ = shutdown.triggered() => {}
-        }
+            router,
+            shutdown.clone(),
+            self.state.config.header_timeout,
+        ));
+        // The accept loop only returns once shutdown has begun (or if it
+        // panicked); either way, drain below.
+        let server_done = tokio::select! {
+            biased;
+            _ = shutdown.triggered() => false,
+            result = &mut server => {
+                result?;
+                true
+            }
+        };
+        shutdown.trigger();
         tracing::info!("shutting down");
         let drain = async {
-            let result = (&mut server).await;
+            if !server_done {
+                (&mut server).await?;
+            }
             shutdown.wait_for_tasks().await;
-            result
+            anyhow::Ok(())
         };
         match tokio::time::timeout(deadline, drain).await {
-            Ok(result) => Ok(result??),
+            Ok(result) => result,
             Err(_) => {
                 tracing::warn!(?deadline, "shutdown deadline passed; dropping what remains");
                 server.abort();
@@ -139,6 +157,20 @@ impl Application {
             }
         }
     }
+}
+
+/// Keeps the rate limiter's table small while the instance runs.
+fn spawn_limiter_upkeep(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => state.vote_limiter.forget_idle_clients(),
+                _ = state.shutdown.triggered() => return,
+            }
+        }
+    });
 }
 
 /// The whole router: API, pages, and the layers every response passes.

@@ -3,12 +3,12 @@
 //! `{"error":{"code":"…","message":"…"}}`.
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 
@@ -43,9 +43,27 @@ impl From<JsonRejection> for Error {
 }
 
 /// `axum::Json`, but rejecting with the API's error body.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+///
+/// The body is first parsed as a JSON object, then converted: that keeps
+/// unparsable text a 400 and every well-formed body of the wrong shape a
+/// 422 — serde alone would accept an array for a struct (`[0]` as a vote)
+/// and call a number where an enum string belongs a syntax error.
 pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let Json(object) = Json::<Map<String, Value>>::from_request(req, state).await?;
+        T::deserialize(Value::Object(object))
+            .map(JsonBody)
+            .map_err(|e| Error::Validation(format!("invalid request body: {e}")))
+    }
+}
 
 impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Self {

@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::errors::QueryParams;
-use super::{AppState, poll_id};
+use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::service::Transport;
@@ -46,10 +46,9 @@ fn results_response(json: &str) -> Response {
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn changes(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     QueryParams(q): QueryParams<ChangesQuery>,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
     let since = non_negative("since", q.since.as_deref())?;
     let timeout = non_negative("timeout", q.timeout.as_deref())?
         .map(|s| Duration::from_secs(s.min(MAX_TIMEOUT_SECS)))

@@ -5,6 +5,7 @@ pub mod errors;
 pub mod longpoll;
 pub mod ops;
 pub mod polls;
+pub mod ratelimit;
 pub mod security;
 pub mod sse;
 pub mod voter;
@@ -14,7 +15,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -36,6 +38,7 @@ pub struct Inner {
     pub instance: String,
     pub shutdown: Shutdown,
     pub metrics: PrometheusHandle,
+    pub vote_limiter: ratelimit::VoteLimiter,
 }
 
 impl AppState {
@@ -58,6 +61,22 @@ pub static X_TALLY_INSTANCE: HeaderName = HeaderName::from_static("x-tally-insta
 /// that cannot exist is simply not found.
 pub fn poll_id(raw: &str) -> Result<PollId, Error> {
     PollId::parse(raw).map_err(|_| Error::PollNotFound)
+}
+
+/// The `{id}` of an API path, checked. Any id that cannot exist — including
+/// percent-encoded bytes that are not UTF-8, which axum's `Path` would
+/// reject with a plain-text 400 — is simply not found.
+pub struct PollPath(pub PollId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PollPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::PollNotFound)?;
+        poll_id(&raw).map(PollPath)
+    }
 }
 
 /// The JSON API routes, under `/api`, plus `/healthz`, `/readyz`, `/metrics`.

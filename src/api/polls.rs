@@ -1,7 +1,9 @@
 //! The poll resource: create, list, read (short polling), vote, close,
 //! delete.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -9,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::{JsonBody, QueryParams};
-use super::{AppState, poll_id, voter};
+use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::poll::{IdempotencyKey, NewPoll, VoteLimit};
 use crate::store::Vote;
@@ -95,10 +97,9 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 /// Short polling: the current results, with the version as `ETag`.
 pub async fn show(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
     let results = app.service.get(&id).await?;
     let etag = format!("\"{}\"", results.version);
     if etag_matches(&headers, &etag) {
@@ -110,12 +111,14 @@ pub async fn show(
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn vote(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     headers: HeaderMap,
     JsonBody(body): JsonBody<VoteBody>,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
+    app.vote_limiter
+        .check(app.vote_limiter.client_ip(peer, &headers))?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -155,20 +158,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 pub async fn close(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
     let snapshot = app.service.close(&id, bearer(&headers)).await?;
     Ok(json_text(StatusCode::OK, snapshot.json().to_owned()))
 }
 
 pub async fn delete(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, Error> {
-    let id = poll_id(&id)?;
     app.service.delete(&id, bearer(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

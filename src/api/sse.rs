@@ -8,14 +8,14 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio_util::sync::CancellationToken;
 
-use super::{AppState, poll_id};
+use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::service::{Following, Transport};
@@ -41,10 +41,9 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn events(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, Error> {
-    let id = poll_id(&id)?;
     let following = app.service.follow(&id, Transport::Sse).await?;
     let state = StreamState {
         following,

@@ -6,11 +6,13 @@
 //! that cannot complete in time drops the client, so a peer that never
 //! reads costs a bounded amount of memory.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
@@ -19,7 +21,7 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::security::origin_allowed;
-use super::{AppState, poll_id, voter};
+use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::poll::{IdempotencyKey, VoterId};
@@ -54,12 +56,12 @@ enum ClientMessage {
 #[tracing::instrument(skip_all, fields(poll = %id))]
 pub async fn upgrade(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    PollPath(id): PollPath,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
-    let id = poll_id(&id)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let allowed = origin
             .to_str()
@@ -68,18 +70,21 @@ pub async fn upgrade(
             return Err(Error::OriginNotAllowed);
         }
     }
-    let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
+    // An unknown poll is 404 whether or not the request is a real upgrade.
     let following = app.service.follow(&id, Transport::Ws).await?;
+    let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
     // The handshake's cookie names the voter; without one, the connection
     // gets an id of its own for its lifetime.
     let voter = jar
         .get(voter::COOKIE)
         .and_then(|c| VoterId::parse(c.value()))
         .unwrap_or_else(VoterId::generate);
+    let client = app.vote_limiter.client_ip(peer, &headers);
     let conn = Connection {
         app: app.clone(),
         following,
         voter,
+        client,
     };
     Ok(ws
         .read_buffer_size(MAX_MESSAGE_BYTES)
@@ -99,6 +104,8 @@ struct Connection {
     app: AppState,
     following: Following,
     voter: VoterId,
+    /// The client's address, for the vote rate limit.
+    client: IpAddr,
 }
 
 /// Why the loop stopped, when the server should still say goodbye.
@@ -201,6 +208,9 @@ impl Connection {
             Ok(k) => k,
             Err(e) => return error_message(rid, "bad_request", &e.0),
         };
+        if let Err(e) = self.app.vote_limiter.check(self.client) {
+            return error_message(rid, e.code(), &e.to_string());
+        }
         let vote = Vote {
             poll: self.following.follower.poll_id().clone(),
             option,

@@ -127,16 +127,15 @@ impl Store for MemoryStore {
         if option >= record.counts.len() {
             return Err(VoteError::OptionNotFound);
         }
-        if let Some(key) = &v.idempotency_key {
-            if let Some((first_option, outcome, expires)) = record.idempotency.get(key.as_str())
-                && *expires > now
-            {
-                return if *first_option == v.option {
-                    Ok(outcome.clone())
-                } else {
-                    Err(VoteError::IdempotencyKeyReused)
-                };
-            }
+        if let Some(key) = &v.idempotency_key
+            && let Some((first_option, outcome, expires)) = record.idempotency.get(key.as_str())
+            && *expires > now
+        {
+            return if *first_option == v.option {
+                Ok(outcome.clone())
+            } else {
+                Err(VoteError::IdempotencyKeyReused)
+            };
         }
         if record.vote_limit == VoteLimit::OnePerVoter
             && !record.voters.insert(v.voter.as_str().to_owned())

@@ -51,15 +51,29 @@ pub struct TestRedis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: std::sync::Mutex<Option<Child>>,
+    /// Whether the server keeps an fsynced append-only file, so a restart
+    /// (after a kill) comes back with the data.
+    persistent: bool,
 }
 
 impl TestRedis {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub async fn start() -> Arc<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts one with `--appendonly yes --appendfsync always`: every write
+    /// acknowledged before a kill is there after [`Self::restart`].
+    pub async fn start_persistent() -> Arc<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Arc<Self> {
         let redis = Arc::new(Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             child: std::sync::Mutex::new(None),
+            persistent,
         });
         redis.launch().await;
         redis
@@ -70,7 +84,7 @@ impl TestRedis {
     }
 
     async fn launch(&self) {
-        let child = spawn_redis(self.port, self.dir.path());
+        let child = spawn_redis(self.port, self.dir.path(), self.persistent);
         *self.child.lock().unwrap() = Some(child);
         within("redis-server to answer PING", async {
             loop {
@@ -118,16 +132,25 @@ impl TestRedis {
     /// A fresh connection for assertions and fault injection.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
-        within("connect to test redis", client.get_multiplexed_async_connection())
-            .await
-            .expect("connect to test redis")
+        within(
+            "connect to test redis",
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .expect("connect to test redis")
     }
 }
 
-fn spawn_redis(port: u16, dir: &Path) -> Child {
+fn spawn_redis(port: u16, dir: &Path, persistent: bool) -> Child {
+    let aof: &[&str] = if persistent {
+        &["--appendonly", "yes", "--appendfsync", "always"]
+    } else {
+        &["--appendonly", "no"]
+    };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""])
+        .args(aof)
         .arg("--dir")
         .arg(dir)
         .args(["--enable-debug-command", "local"])
@@ -135,7 +158,9 @@ fn spawn_redis(port: u16, dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start `redis-server` ({e}); install it, e.g. apt-get install redis-server")
+            panic!(
+                "cannot start `redis-server` ({e}); install it, e.g. apt-get install redis-server"
+            )
         })
 }
 
@@ -170,6 +195,10 @@ impl Backend {
 /// A running instance and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The instance's hub, to wait on its followers. (Not the whole state:
+    /// holding that would keep the instance's Redis connections open after
+    /// it stops.)
+    pub hub: Arc<tally::hub::Hub>,
     pub base: String,
     pub client: reqwest::Client,
     pub shutdown: Shutdown,
@@ -192,9 +221,11 @@ pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) 
         .expect("instance builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown();
+    let hub = Arc::clone(app.state().service.hub());
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        hub,
         base: format!("http://{addr}"),
         client: client(),
         shutdown,
@@ -233,7 +264,10 @@ impl TestApp {
         .expect("create request");
         assert_eq!(res.status(), 201, "create poll");
         let v: Value = res.json().await.expect("json");
-        (v["poll"].clone(), v["admin_token"].as_str().unwrap().to_owned())
+        (
+            v["poll"].clone(),
+            v["admin_token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Votes with this app's client (its cookie); returns status and body.
@@ -291,9 +325,12 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(app_ws_url: &str) -> Self {
-        let (stream, _) = within("websocket connect", tokio_tungstenite::connect_async(app_ws_url))
-            .await
-            .expect("websocket handshake");
+        let (stream, _) = within(
+            "websocket connect",
+            tokio_tungstenite::connect_async(app_ws_url),
+        )
+        .await
+        .expect("websocket handshake");
         Self { stream }
     }
 
@@ -313,9 +350,12 @@ impl WsClient {
     }
 
     pub async fn send_json(&mut self, v: &Value) {
-        within("websocket send", self.stream.send(Message::Text(v.to_string().into())))
-            .await
-            .expect("websocket send");
+        within(
+            "websocket send",
+            self.stream.send(Message::Text(v.to_string().into())),
+        )
+        .await
+        .expect("websocket send");
     }
 }
 
@@ -340,7 +380,9 @@ impl SseClient {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let res = within("sse connect", req.send()).await.expect("sse request");
+        let res = within("sse connect", req.send())
+            .await
+            .expect("sse request");
         assert_eq!(res.status(), 200, "sse status");
         Self {
             events: Box::pin(res.bytes_stream().eventsource()),
@@ -374,5 +416,462 @@ pub fn counts(results: &Value) -> Vec<u64> {
         .expect("options")
         .iter()
         .map(|o| o["votes"].as_u64().expect("votes"))
+        .collect()
+}
+
+/// Generates `mod memory` and `mod redis`, each with one `#[tokio::test]`
+/// per named behaviour, so every behaviour runs against both backends:
+/// `both_backends!(creates_a_poll, …)` where `async fn creates_a_poll(backend: Backend)`.
+/// Filter with `cargo test --test api memory` or `… redis`.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Memory).await;
+                }
+            )+
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::redis().await).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Like [`both_backends!`] for behaviours of one instance that do not
+/// depend on the store (shutdown, frame limits): `mod memory_only`, which
+/// the `memory` filter also selects.
+macro_rules! memory_only {
+    ($($name:ident),+ $(,)?) => {
+        mod memory_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Memory).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Sends a request built with `client`, bounded.
+pub async fn send(what: &str, req: reqwest::RequestBuilder) -> reqwest::Response {
+    within(what, req.send())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: request failed: {e}"))
+}
+
+/// The body of a response as JSON, bounded.
+pub async fn json_of(res: reqwest::Response) -> Value {
+    within("response body", res.json::<Value>())
+        .await
+        .expect("a JSON body")
+}
+
+/// Asserts a response is the contract's error: `status`, `code`, the
+/// instance header, and a body that is exactly `{"error":{"code","message"}}`.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) {
+    let got = res.status().as_u16();
+    assert!(
+        res.headers().contains_key("x-tally-instance"),
+        "error {code} without X-Tally-Instance"
+    );
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = within("error body", res.text()).await.expect("error body");
+    assert_eq!(got, status, "status for {code}; body: {text}");
+    assert!(
+        ctype.starts_with("application/json"),
+        "error content-type {ctype:?}"
+    );
+    assert_error_body(&text, code);
+}
+
+/// Asserts `text` is exactly `{"error":{"code":code,"message":<non-empty>}}`.
+pub fn assert_error_body(text: &str, code: &str) {
+    let v: Value = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text:?}"));
+    let outer = v.as_object().expect("error body is an object");
+    assert_eq!(outer.len(), 1, "error body has extra fields: {text}");
+    let inner = v["error"].as_object().expect("error.error is an object");
+    assert_eq!(inner.len(), 2, "error object has extra fields: {text}");
+    assert_eq!(v["error"]["code"], code, "error code in {text}");
+    let message = v["error"]["message"].as_str().expect("message is a string");
+    assert!(!message.is_empty(), "empty error message");
+}
+
+/// The `Origin` a browser on the app's own page would send.
+pub fn same_origin(app: &TestApp) -> String {
+    format!("http://{}", app.addr)
+}
+
+impl TestApp {
+    /// `GET path`, bounded.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        send(path, self.client.get(self.url(path))).await
+    }
+
+    /// `POST path` with a JSON body, bounded.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        send(path, self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// The current results of a poll (asserting 200).
+    pub async fn results(&self, id: &str) -> Value {
+        let res = self.get(&format!("/api/polls/{id}")).await;
+        assert_eq!(res.status(), 200, "get poll {id}");
+        json_of(res).await
+    }
+
+    /// `POST /api/polls/{id}/close` with an optional bearer token.
+    pub async fn close_poll(&self, id: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(&format!("/api/polls/{id}/close")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        send("close poll", req).await
+    }
+
+    /// `DELETE /api/polls/{id}` with an optional bearer token.
+    pub async fn delete_poll(&self, id: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.delete(self.url(&format!("/api/polls/{id}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        send("delete poll", req).await
+    }
+
+    /// Opens a WebSocket on a poll.
+    pub async fn ws(&self, id: &str) -> WsClient {
+        WsClient::connect(&self.ws_url(&format!("/api/polls/{id}/ws"))).await
+    }
+
+    /// Opens an SSE stream on a poll.
+    pub async fn sse(&self, id: &str, last_event_id: Option<u64>) -> SseClient {
+        SseClient::connect(&self.url(&format!("/api/polls/{id}/events")), last_event_id).await
+    }
+
+    /// Waits until this instance's hub has (or no longer has) a local
+    /// follower of `id` — how a test knows a long poll is really waiting.
+    pub async fn wait_followed(&self, id: &str, followed: bool) {
+        let id = tally::poll::PollId::parse(id).expect("valid id");
+        within("hub follower state", async {
+            while self.hub.is_followed(&id) != followed {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Waits for the instance to finish after shutdown was triggered.
+    pub async fn wait_stopped(&mut self) {
+        if let Some(server) = self.server.take() {
+            within("instance to shut down", server)
+                .await
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+/// Casts `k` concurrent votes on an unlimited poll with `options` options
+/// (vote `i` goes to option `i % options`); returns the expected counts.
+pub async fn cast_concurrent_votes(app: &TestApp, id: &str, k: usize, options: usize) -> Vec<u64> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..k {
+        let (client, base, id) = (app.client.clone(), app.base.clone(), id.to_owned());
+        tasks
+            .spawn(async move { vote_with(&client, &base, &id, (i % options) as u32, None).await });
+    }
+    within("concurrent votes", async {
+        while let Some(joined) = tasks.join_next().await {
+            let (status, body) = joined.expect("vote task");
+            assert_eq!(status, 200, "concurrent vote: {body}");
+        }
+    })
+    .await;
+    let mut expected = vec![0u64; options];
+    for i in 0..k {
+        expected[i % options] += 1;
+    }
+    expected
+}
+
+/// Asserts the versions a follower saw strictly increase.
+pub fn assert_strictly_increasing(versions: &[u64]) {
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions not strictly increasing: {versions:?}"
+    );
+}
+
+/// The version of a results object.
+pub fn version(results: &Value) -> u64 {
+    results["version"].as_u64().expect("version")
+}
+
+/// What ended a WebSocket, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WsEnd {
+    /// A close frame with this code.
+    Close(u16),
+    /// The connection ended without a close frame.
+    Dropped,
+}
+
+impl WsClient {
+    /// Connects with a prepared handshake request (extra headers); returns
+    /// the handshake response's headers too.
+    pub async fn connect_request(
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    ) -> Result<
+        (
+            Self,
+            tokio_tungstenite::tungstenite::handshake::client::Response,
+        ),
+        tokio_tungstenite::tungstenite::Error,
+    > {
+        let (stream, response) = within(
+            "websocket connect",
+            tokio_tungstenite::connect_async(request),
+        )
+        .await?;
+        Ok((Self { stream }, response))
+    }
+
+    /// A handshake request for `url` with extra headers.
+    pub fn request(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().expect("ws request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        req
+    }
+
+    /// The next results push, skipping other messages.
+    pub async fn next_results(&mut self) -> Value {
+        loop {
+            let msg = self.next_json().await.expect("socket open");
+            if msg["type"] == "results" {
+                return msg;
+            }
+        }
+    }
+
+    /// Reads until the socket ends; how it ended.
+    pub async fn end(&mut self) -> WsEnd {
+        within("websocket end", async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => {
+                        return WsEnd::Close(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return WsEnd::Dropped,
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn send_message(&mut self, msg: Message) {
+        within("websocket send", self.stream.send(msg))
+            .await
+            .expect("websocket send");
+    }
+}
+
+/// One step of an SSE stream, for tests that care how it ends.
+#[derive(Debug)]
+pub enum SseStep {
+    Event(eventsource_stream::Event),
+    /// The server ended the response cleanly.
+    End,
+    /// The stream broke.
+    Error(String),
+}
+
+impl SseClient {
+    /// The next event, or how the stream ended.
+    pub async fn step(&mut self) -> SseStep {
+        within("sse step", async {
+            loop {
+                match self.events.next().await {
+                    None => return SseStep::End,
+                    Some(Err(e)) => return SseStep::Error(e.to_string()),
+                    Some(Ok(ev)) if ev.event == "message" && ev.data.is_empty() => continue,
+                    Some(Ok(ev)) => return SseStep::Event(ev),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next `results` event's data, asserting its `id` is its version.
+    pub async fn next_results(&mut self) -> Value {
+        let ev = self.next_event().await.expect("sse stream open");
+        assert_eq!(ev.event, "results", "event type");
+        let data: Value = serde_json::from_str(&ev.data).expect("results JSON");
+        assert_eq!(ev.id, version(&data).to_string(), "SSE id is the version");
+        data
+    }
+}
+
+/// A raw HTTP/1.1 connection, for what clients hide: `Expect: 100-continue`,
+/// and WebSocket peers that never answer pings.
+pub struct RawConn {
+    pub stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = within("tcp connect", tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("tcp connect");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        within("raw write", self.stream.write_all(bytes))
+            .await
+            .expect("raw write");
+    }
+
+    /// Reads until `needle` appears; returns everything before and
+    /// including it (the rest stays buffered).
+    pub async fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        within("raw read", async {
+            loop {
+                if let Some(pos) = self.buf.windows(needle.len()).position(|w| w == needle) {
+                    let rest = self.buf.split_off(pos + needle.len());
+                    return std::mem::replace(&mut self.buf, rest);
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.expect("raw read");
+                assert!(n > 0, "connection closed before {needle:?}");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+    }
+
+    /// Reads everything until the peer closes; returns it all.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        within("raw read to end", async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return std::mem::take(&mut self.buf),
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The opcodes of the unmasked (server → client) WebSocket frames in `bytes`.
+pub fn server_frame_opcodes(mut bytes: &[u8]) -> Vec<u8> {
+    let mut opcodes = Vec::new();
+    while bytes.len() >= 2 {
+        let opcode = bytes[0] & 0x0f;
+        let (len, header) = match bytes[1] & 0x7f {
+            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 if bytes.len() >= 10 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n if n < 126 => (n as usize, 2),
+            _ => break,
+        };
+        opcodes.push(opcode);
+        bytes = &bytes[(header + len).min(bytes.len())..];
+    }
+    opcodes
+}
+
+impl SseClient {
+    /// Connects with a raw `Last-Event-ID` value (e.g. one that is not a number).
+    pub async fn connect_with_header(url: &str, last_event_id: &str) -> Self {
+        use eventsource_stream::Eventsource;
+        let req = client().get(url).header("Last-Event-ID", last_event_id);
+        let res = within("sse connect", req.send())
+            .await
+            .expect("sse request");
+        assert_eq!(res.status(), 200, "sse status");
+        Self {
+            events: Box::pin(res.bytes_stream().eventsource()),
+        }
+    }
+}
+
+/// Waits until the instance answers `/readyz` with 200 (on Redis: the store
+/// answers and the bus has subscribed and hears its heartbeat).
+pub async fn wait_until_ready(app: &TestApp) {
+    within("instance to become ready", async {
+        loop {
+            if let Ok(res) = app.client.get(app.url("/readyz")).send().await
+                && res.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The `/readyz` status right now.
+pub async fn readyz(app: &TestApp) -> u16 {
+    within("readyz", app.client.get(app.url("/readyz")).send())
+        .await
+        .expect("readyz request")
+        .status()
+        .as_u16()
+}
+
+/// The clients Redis has right now, one map of `CLIENT LIST` fields each.
+pub async fn redis_clients(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let list: String = within(
+        "CLIENT LIST",
+        redis::cmd("CLIENT").arg("LIST").query_async(conn),
+    )
+    .await
+    .expect("CLIENT LIST");
+    list.lines()
+        .map(|line| {
+            line.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
         .collect()
 }

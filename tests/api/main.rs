@@ -1,4 +1,22 @@
-//! The integration suite: one binary, one module per feature.
+//! The integration suite: one binary, one module per feature. Behaviours
+//! run on both backends through `both_backends!` (`mod memory`, `mod redis`).
 
+#[macro_use]
 mod helpers;
+mod cross_site;
+mod disconnects;
+mod errors;
+mod follower_cap;
+mod longpoll;
+mod ops;
+mod pages;
+mod polls;
+mod rate_limit;
+mod redis_cluster;
+mod redis_faults;
+mod shortpoll;
+mod shutdown;
 mod smoke;
+mod sse;
+mod votes;
+mod websocket;

@@ -1,0 +1,421 @@
+//! The Redis bus: brings changes made on any instance into this instance's
+//! hub, over ONE pub/sub connection per instance.
+//!
+//! - The first local follower of a poll subscribes its channel (and waits
+//!   for Redis to confirm) before it reads the snapshot, so no change falls
+//!   between the two. A poll that loses its last follower is unsubscribed
+//!   after a short grace. Channels are named from validated ids only; the
+//!   bus never uses PSUBSCRIBE.
+//! - redis-rs's RESP2 `PubSub` never reconnects: its stream just ends. The
+//!   bus owns that cycle instead of leaving it to a `ConnectionManager`, so
+//!   it knows exactly when a new connection has resubscribed every followed
+//!   poll and when the snapshots have been re-read (messages published while
+//!   disconnected are gone for good); only then is it live again.
+//! - A heartbeat, published every second through the command connection on
+//!   a channel of this instance's own, proves the whole path end to end:
+//!   the bus is live only while its heartbeats come back, and reconnects
+//!   when Redis says nobody heard one or several went unanswered (a
+//!   subscriber that died silently).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rand::Rng;
+use redis::aio::{PubSubSink, PubSubStream};
+use serde::Deserialize;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::hub::Hub;
+use crate::poll::{PollId, Results, Snapshot};
+use crate::service::ChangeFeed;
+use crate::store::Store;
+use crate::store::redis::RedisStore;
+
+/// How often an instance publishes a heartbeat to itself.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How recent the last heartbeat heard must be for the bus to be live.
+const HEARTBEAT_FRESH: Duration = Duration::from_secs(3);
+/// Heartbeats Redis delivered but the subscriber never heard before the bus
+/// declares its connection dead.
+const UNHEARD_LIMIT: u64 = 3;
+/// How long a poll without local followers stays subscribed, so a page
+/// reload does not unsubscribe and resubscribe.
+const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
+/// Channels per SUBSCRIBE when resubscribing after a reconnect.
+const SUBSCRIBE_BATCH: usize = 256;
+/// Snapshots re-read at once after a reconnect.
+const RESYNC_CONCURRENCY: usize = 16;
+/// Reconnect backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// What travels on a poll's channel.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Change {
+    Deleted { deleted: bool, id: String },
+    Results(Results),
+}
+
+/// Whether the bus is caught up, and when it last heard itself.
+#[derive(Default)]
+struct Liveness {
+    synced: bool,
+    last_heard: Option<Instant>,
+}
+
+struct Shared {
+    client: redis::Client,
+    store: Arc<RedisStore>,
+    hub: Arc<Hub>,
+    timeout: Duration,
+    heartbeat_channel: String,
+    /// The current connection's command side; `None` while disconnected.
+    sink: Mutex<Option<PubSubSink>>,
+    liveness: Mutex<Liveness>,
+    /// Asks the current connection to be dropped and made again.
+    reconnect: Notify,
+}
+
+/// The change feed of the Redis backend. See the module docs.
+pub struct Bus {
+    shared: Arc<Shared>,
+    /// Stops the bus's tasks when the bus is dropped, e.g. when an instance
+    /// fails to start after connecting, even without a shutdown.
+    _stop: DropGuard,
+}
+
+impl Bus {
+    /// Starts the bus's tasks (connection and unsubscribing); both end when
+    /// `shutdown` is cancelled or the bus is dropped.
+    pub fn start(
+        client: redis::Client,
+        store: Arc<RedisStore>,
+        hub: Arc<Hub>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let nonce: u64 = rand::rng().random();
+        let shared = Arc::new(Shared {
+            client,
+            timeout: store.timeout(),
+            heartbeat_channel: store.keys().heartbeat(&format!("{nonce:016x}")),
+            store,
+            hub: Arc::clone(&hub),
+            sink: Mutex::new(None),
+            liveness: Mutex::new(Liveness::default()),
+            reconnect: Notify::new(),
+        });
+        let (unfollowed_tx, unfollowed_rx) = mpsc::unbounded_channel();
+        hub.set_unfollow_notifier(unfollowed_tx);
+        let stop = shutdown.child_token();
+        tokio::spawn(Arc::clone(&shared).run(stop.clone()));
+        tokio::spawn(Arc::clone(&shared).unsubscriber(unfollowed_rx, stop.clone()));
+        Arc::new(Self {
+            shared,
+            _stop: stop.drop_guard(),
+        })
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Bus {
+    async fn subscribe(&self, id: &PollId) {
+        let Some(mut sink) = self.shared.current_sink() else {
+            // Disconnected: the reconnect subscribes every followed poll.
+            return;
+        };
+        let channel = self.shared.store.keys().changes(id);
+        if let Err(e) = self.shared.bounded(sink.subscribe(&channel)).await {
+            tracing::debug!(poll = %id, error = %e, "subscribe failed; the reconnect will retry");
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        let live = self.shared.lock_liveness();
+        live.synced
+            && live
+                .last_heard
+                .is_some_and(|t| t.elapsed() < HEARTBEAT_FRESH)
+    }
+}
+
+/// Why a connection was given up.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no answer from Redis in time")]
+    Timeout,
+    #[error(transparent)]
+    Store(#[from] crate::store::Unavailable),
+    #[error("the pub/sub connection closed")]
+    Closed,
+    #[error("Redis delivered the heartbeat to nobody: not subscribed")]
+    NotSubscribed,
+    #[error("{0} heartbeats delivered but never heard")]
+    Deaf(u64),
+    #[error("asked to reconnect")]
+    Asked,
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl Shared {
+    fn current_sink(&self) -> Option<PubSubSink> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_sink(&self, sink: Option<PubSubSink>) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    fn lock_liveness(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.liveness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Lost> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(Lost::Timeout),
+        }
+    }
+
+    /// Connects, serves until the connection is lost, and starts over with
+    /// backoff, until shutdown.
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let lost = tokio::select! {
+                lost = self.session(&mut backoff) => lost,
+                _ = shutdown.cancelled() => Lost::Shutdown,
+            };
+            self.set_sink(None);
+            *self.lock_liveness() = Liveness::default();
+            if matches!(lost, Lost::Shutdown) {
+                break;
+            }
+            tracing::warn!(reason = %lost, retry_in = ?backoff, "Redis pub/sub connection down");
+            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        tracing::debug!("bus stopped");
+    }
+
+    /// One connection's life: connect, catch up, then relay messages.
+    async fn session(&self, backoff: &mut Duration) -> Lost {
+        let stream = match self.connect().await {
+            Ok(stream) => stream,
+            Err(lost) => return lost,
+        };
+        *backoff = BACKOFF_MIN;
+        tracing::info!("Redis pub/sub connected and resynced");
+        self.relay(stream).await
+    }
+
+    /// Opens the connection, subscribes the heartbeat and every followed
+    /// poll, and re-reads their snapshots. The sink is published before the
+    /// followed polls are listed, so a follower that joins meanwhile either
+    /// is in that list or subscribes itself on the new connection.
+    async fn connect(&self) -> Result<PubSubStream, Lost> {
+        let (mut sink, stream) = self.bounded(self.client.get_async_pubsub()).await?.split();
+        self.bounded(sink.subscribe(&self.heartbeat_channel))
+            .await?;
+        self.set_sink(Some(sink.clone()));
+        let followed = self.hub.followed();
+        let channels: Vec<String> = followed
+            .iter()
+            .map(|id| self.store.keys().changes(id))
+            .collect();
+        for batch in channels.chunks(SUBSCRIBE_BATCH) {
+            self.bounded(sink.subscribe(batch)).await?;
+        }
+        self.resync(followed).await?;
+        self.lock_liveness().synced = true;
+        Ok(stream)
+    }
+
+    /// Re-reads each poll's snapshot and offers it (or its deletion).
+    async fn resync(&self, ids: Vec<PollId>) -> Result<(), Lost> {
+        let mut reads = futures_util::stream::iter(ids)
+            .map(|id| async move {
+                let results = self.store.get(&id).await;
+                (id, results)
+            })
+            .buffer_unordered(RESYNC_CONCURRENCY);
+        while let Some((id, results)) = reads.next().await {
+            match results? {
+                Some(results) => self.hub.offer(&Snapshot::new(results)),
+                None => self.hub.offer_deleted(&id),
+            }
+        }
+        Ok(())
+    }
+
+    /// Relays messages to the hub and runs the heartbeat, until the
+    /// connection ends or stops hearing itself.
+    async fn relay(&self, mut stream: PubSubStream) -> Lost {
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut publishes = FuturesUnordered::new();
+        let mut next_seq: u64 = 0;
+        let mut heard: u64 = 0;
+        let mut delivered: u64 = 0;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) if msg.get_channel_name() == self.heartbeat_channel => {
+                        if let Some(seq) = std::str::from_utf8(msg.get_payload_bytes())
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok())
+                        {
+                            heard = heard.max(seq);
+                            self.lock_liveness().last_heard = Some(Instant::now());
+                        }
+                    }
+                    Some(msg) => self.deliver(msg.get_payload_bytes()),
+                    None => return Lost::Closed,
+                },
+                _ = self.reconnect.notified() => return Lost::Asked,
+                _ = tick.tick() => {
+                    if delivered >= heard + UNHEARD_LIMIT {
+                        return Lost::Deaf(delivered - heard);
+                    }
+                    next_seq += 1;
+                    let seq = next_seq;
+                    publishes.push(async move {
+                        let payload = seq.to_string();
+                        (seq, self.store.publish(&self.heartbeat_channel, &payload).await)
+                    });
+                }
+                Some((seq, outcome)) = publishes.next(), if !publishes.is_empty() => match outcome {
+                    Ok(0) => return Lost::NotSubscribed,
+                    Ok(_) => delivered = delivered.max(seq),
+                    // Redis is unreachable: the stream ends or heartbeats go
+                    // stale; either way readiness says so.
+                    Err(e) => tracing::debug!(error = %e.0, "heartbeat not published"),
+                },
+            }
+        }
+    }
+
+    /// Hands one message from a poll's channel to the hub.
+    fn deliver(&self, payload: &[u8]) {
+        match serde_json::from_slice::<Change>(payload) {
+            Ok(Change::Results(results)) => self.hub.offer(&Snapshot::new(results)),
+            Ok(Change::Deleted { deleted: true, id }) => match PollId::parse(&id) {
+                Ok(id) => self.hub.offer_deleted(&id),
+                Err(e) => tracing::warn!(error = %e, "deletion message with a bad id"),
+            },
+            Ok(Change::Deleted { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "unreadable message on a poll channel"),
+        }
+    }
+
+    /// Unsubscribes polls that lost their last local follower, once they
+    /// have stayed without one for the grace period.
+    async fn unsubscriber(
+        self: Arc<Self>,
+        mut unfollowed: mpsc::UnboundedReceiver<PollId>,
+        shutdown: CancellationToken,
+    ) {
+        let mut pending: HashMap<PollId, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(UNSUBSCRIBE_GRACE / 2);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                id = unfollowed.recv() => match id {
+                    Some(id) => { pending.insert(id, Instant::now() + UNSUBSCRIBE_GRACE); }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let mut due = Vec::new();
+                    pending.retain(|id, at| {
+                        let keep = *at > now;
+                        if !keep {
+                            due.push(id.clone());
+                        }
+                        keep
+                    });
+                    self.unsubscribe(due).await;
+                }
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Unsubscribes `ids` that still have no follower. A follower may join
+    /// while the UNSUBSCRIBE is on its way and have its own SUBSCRIBE undone
+    /// by it: such polls are subscribed again and re-read afterwards.
+    async fn unsubscribe(&self, ids: Vec<PollId>) {
+        let ids: Vec<PollId> = ids
+            .into_iter()
+            .filter(|id| !self.hub.is_followed(id))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Some(mut sink) = self.current_sink() else {
+            return;
+        };
+        let channels: Vec<String> = ids.iter().map(|id| self.store.keys().changes(id)).collect();
+        if let Err(e) = self.bounded(sink.unsubscribe(&channels)).await {
+            tracing::debug!(error = %e, "unsubscribe failed");
+            return;
+        }
+        let rejoined: Vec<PollId> = ids
+            .into_iter()
+            .filter(|id| self.hub.is_followed(id))
+            .collect();
+        if rejoined.is_empty() {
+            return;
+        }
+        let channels: Vec<String> = rejoined
+            .iter()
+            .map(|id| self.store.keys().changes(id))
+            .collect();
+        let again = async {
+            self.bounded(sink.subscribe(&channels)).await?;
+            self.resync(rejoined).await
+        };
+        if let Err(e) = again.await {
+            tracing::warn!(error = %e, "resubscribe after a rejoin failed; reconnecting");
+            // Losing these polls' changes silently is not an option: make
+            // the connection again, which resubscribes everything.
+            self.reconnect.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_messages_are_results_or_deletions() {
+        let results = r#"{"id":"p","question":"q","vote_limit":"unlimited","closed":false,
+            "version":3,"total":1,"options":[{"id":0,"label":"a","votes":1}]}"#;
+        assert!(matches!(
+            serde_json::from_str::<Change>(results),
+            Ok(Change::Results(r)) if r.version == 3
+        ));
+        let deleted = r#"{"deleted":true,"id":"p"}"#;
+        assert!(matches!(
+            serde_json::from_str::<Change>(deleted),
+            Ok(Change::Deleted { deleted: true, id }) if id == "p"
+        ));
+        assert!(serde_json::from_str::<Change>(r#"{"id":"p"}"#).is_err());
+    }
+}

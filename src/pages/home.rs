@@ -1,0 +1,264 @@
+//! `/`: create a poll and see the newest ones; `POST /polls`: the create
+//! form, which works without JavaScript.
+//!
+//! The form's "add option" and "remove" buttons are ordinary submit buttons
+//! that come back to this handler, so a browser without JavaScript can build
+//! a poll of any size; the script does the same in place.
+
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+
+use super::view::{CreateForm, CreatedPage, HomePage, PollSummary};
+use super::{PageError, no_store, voter_jar};
+use crate::api::AppState;
+use crate::error::Error;
+use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit};
+
+/// How many polls the home page lists.
+const RECENT: usize = 20;
+
+/// `GET /`.
+pub async fn show(State(app): State<AppState>, jar: CookieJar, headers: HeaderMap) -> Response {
+    let page = home_page(&app, CreateForm::default(), None).await;
+    (voter_jar(jar, &headers), page).into_response()
+}
+
+/// `GET /polls`: the create form lives on the home page.
+pub async fn to_home() -> Redirect {
+    Redirect::to("/")
+}
+
+async fn home_page(app: &AppState, form: CreateForm, error: Option<String>) -> HomePage {
+    let recent = match app.service.list(RECENT).await {
+        Ok(polls) => Some(polls.iter().map(PollSummary::from).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list recent polls");
+            None
+        }
+    };
+    HomePage {
+        form,
+        error,
+        recent,
+    }
+}
+
+/// What the create form's submit meant.
+enum Intent {
+    Create,
+    AddOption,
+    RemoveOption(usize),
+}
+
+/// Reads the urlencoded form (repeated `option` fields) into the form as
+/// typed and what the pressed button asked for.
+fn read_form(fields: Vec<(String, String)>) -> (CreateForm, Intent) {
+    let mut form = CreateForm {
+        options: Vec::new(),
+        ..CreateForm::default()
+    };
+    let mut intent = Intent::Create;
+    for (name, value) in fields {
+        match name.as_str() {
+            "question" => form.question = value,
+            // Bounded so a crafted body cannot make a huge form to re-render.
+            "option" if form.options.len() <= MAX_OPTIONS => form.options.push(value),
+            "vote_limit" => form.unlimited = value == VoteLimit::Unlimited.as_str(),
+            "action" if value == "add" => intent = Intent::AddOption,
+            "remove" => {
+                if let Ok(i) = value.parse() {
+                    intent = Intent::RemoveOption(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    (form, intent)
+}
+
+/// `POST /polls`: creates the poll and shows its link and admin token once,
+/// or shows the form again with the reason it was refused (nothing created).
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Form(fields) = form.map_err(form_error)?;
+    let jar = voter_jar(jar, &headers);
+    let (mut form, intent) = read_form(fields);
+    match intent {
+        Intent::AddOption => {
+            if form.can_add() {
+                form.options.push(String::new());
+                form.focus_last = true;
+            }
+            return Ok((jar, home_page(&app, form, None).await).into_response());
+        }
+        Intent::RemoveOption(i) => {
+            if form.can_remove() && i < form.options.len() {
+                form.options.remove(i);
+            }
+            return Ok((jar, home_page(&app, form, None).await).into_response());
+        }
+        Intent::Create => {}
+    }
+    // Blank fields are spare fields left empty, not options.
+    let options: Vec<String> = form
+        .options
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .cloned()
+        .collect();
+    let limit = if form.unlimited {
+        VoteLimit::Unlimited
+    } else {
+        VoteLimit::OnePerVoter
+    };
+    let poll = match NewPoll::parse(&form.question, &options, limit) {
+        Ok(poll) => poll,
+        Err(e) => {
+            let page = home_page(&app, form, Some(explain(&e.0, &options))).await;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, jar, page).into_response());
+        }
+    };
+    let (results, token) = app.service.create(poll).await?;
+    let origin = site_origin(&headers);
+    let page = CreatedPage {
+        url: format!("{origin}/polls/{}", results.id),
+        api_url: format!("{origin}/api/polls/{}", results.id),
+        id: results.id,
+        question: results.question,
+        token: token.as_str().to_owned(),
+    };
+    let location = format!("/polls/{}", page.id);
+    Ok((
+        StatusCode::CREATED,
+        [
+            no_store(),
+            (header::LOCATION, location.parse().expect("valid")),
+        ],
+        jar,
+        page,
+    )
+        .into_response())
+}
+
+/// A validation message as a person filling the form reads it: options
+/// named by their text rather than by a 0-based index into the non-blank
+/// fields, and a capital first letter.
+fn explain(message: &str, options: &[String]) -> String {
+    let named = message
+        .strip_prefix("option ")
+        .and_then(|rest| rest.split_once(' '))
+        .and_then(|(index, rest)| {
+            let label = options.get(index.parse::<usize>().ok()?)?.trim();
+            let short: String = label.chars().take(24).collect();
+            let ellipsis = if short.len() < label.len() { "…" } else { "" };
+            Some(format!("The option “{short}{ellipsis}” {rest}"))
+        });
+    let text = named.unwrap_or_else(|| message.to_owned());
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// The form body could not be read: wrong type, too large or malformed.
+fn form_error(rejection: FormRejection) -> PageError {
+    let error = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(super::MAX_FORM_BYTES),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::BadRequest(
+            "expected a form (Content-Type: application/x-www-form-urlencoded)".into(),
+        ),
+        _ => Error::BadRequest(rejection.body_text()),
+    };
+    PageError(error)
+}
+
+/// `scheme://host` as the visitor reached this site, for a link to share;
+/// empty (a relative link) when the `Host` header is not a plain host.
+fn site_origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    let Some(host) = host else {
+        return String::new();
+    };
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_option_fields_keep_their_order() {
+        let (form, intent) = read_form(pairs(&[
+            ("question", "Q"),
+            ("option", "b"),
+            ("option", "a"),
+            ("vote_limit", "unlimited"),
+        ]));
+        assert_eq!(form.options, vec!["b", "a"]);
+        assert!(form.unlimited);
+        assert!(matches!(intent, Intent::Create));
+    }
+
+    #[test]
+    fn buttons_become_intents() {
+        let (_, intent) = read_form(pairs(&[("action", "add")]));
+        assert!(matches!(intent, Intent::AddOption));
+        let (_, intent) = read_form(pairs(&[("remove", "2")]));
+        assert!(matches!(intent, Intent::RemoveOption(2)));
+    }
+
+    #[test]
+    fn messages_name_options_by_their_text() {
+        let options = vec!["Green".to_owned(), "Green".to_owned()];
+        assert_eq!(
+            explain("option 1 repeats an earlier option", &options),
+            "The option “Green” repeats an earlier option"
+        );
+        let long = vec!["x".repeat(101)];
+        assert!(
+            explain("option 0 must be at most 100 characters", &long)
+                .ends_with("…” must be at most 100 characters")
+        );
+        assert_eq!(
+            explain("a poll needs 2 to 20 options", &options),
+            "A poll needs 2 to 20 options"
+        );
+    }
+
+    #[test]
+    fn share_link_uses_a_plain_host_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "vote.example:8080".parse().unwrap());
+        assert_eq!(site_origin(&h), "http://vote.example:8080");
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(site_origin(&h), "https://vote.example:8080");
+        h.insert(header::HOST, "a/b\"c".parse().unwrap());
+        assert_eq!(site_origin(&h), "");
+    }
+}

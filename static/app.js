@@ -1,0 +1,585 @@
+// tally: the one script of the pages. Loaded from /static (the CSP allows no
+// inline script); everything it needs comes from data- attributes. Pages
+// work without it: it only makes them live and saves round trips.
+//
+// On a poll page it follows changes over WebSocket, SSE, long polling or
+// short polling (?transport=), falling back ws → sse → longpoll when one
+// cannot connect at all, and reconnecting with exponential backoff plus
+// random jitter so that the followers of an instance that died do not all
+// come back in the same millisecond. User text is only ever set with
+// textContent.
+"use strict";
+
+(function () {
+  document.documentElement.classList.remove("no-js");
+
+  const createForm = document.querySelector("[data-create-form]");
+  if (createForm) enhanceCreateForm(createForm);
+  document.querySelectorAll("[data-copy]").forEach(enhanceCopyButton);
+  const poll = document.getElementById("poll");
+  if (poll) followPoll(poll);
+
+  // ---- Create form: add and remove option fields in place. ----
+
+  function enhanceCreateForm(form) {
+    const list = form.querySelector("[data-option-list]");
+    const addButton = form.querySelector("[data-add-option]");
+    const MIN = 2;
+    const MAX = 20;
+
+    function rows() {
+      return Array.from(list.querySelectorAll("[data-option-row]"));
+    }
+
+    function renumber() {
+      const all = rows();
+      all.forEach(function (row, i) {
+        const n = i + 1;
+        const input = row.querySelector("input");
+        const label = row.querySelector("label");
+        const remove = row.querySelector("[data-remove-option]");
+        input.id = "option-" + n;
+        input.placeholder = "Option " + n;
+        label.htmlFor = input.id;
+        label.textContent = "Option " + n;
+        remove.value = String(i);
+        remove.setAttribute("aria-label", "Remove option " + n);
+        remove.disabled = all.length <= MIN;
+      });
+      addButton.disabled = all.length >= MAX;
+    }
+
+    form.addEventListener("click", function (event) {
+      const add = event.target.closest("[data-add-option]");
+      const remove = event.target.closest("[data-remove-option]");
+      if (add) {
+        event.preventDefault();
+        const all = rows();
+        if (all.length >= MAX) return;
+        const row = all[all.length - 1].cloneNode(true);
+        row.querySelector("input").value = "";
+        row.querySelector("input").removeAttribute("autofocus");
+        list.appendChild(row);
+        renumber();
+        row.querySelector("input").focus();
+      } else if (remove) {
+        event.preventDefault();
+        const all = rows();
+        if (all.length <= MIN) return;
+        const row = remove.closest("[data-option-row]");
+        const next = row.nextElementSibling || row.previousElementSibling;
+        row.remove();
+        renumber();
+        if (next) next.querySelector("input").focus();
+      }
+    });
+  }
+
+  // ---- Created page: copy the link and the token. ----
+
+  function enhanceCopyButton(button) {
+    const input = document.getElementById(button.dataset.copy);
+    if (!input || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(input.value).then(
+        function () {
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = "Copy"; }, 2000);
+        },
+        function () {
+          input.select();
+        }
+      );
+    });
+  }
+
+  // ---- Poll page. ----
+
+  function followPoll(root) {
+    const id = root.dataset.poll;
+    const base = "/api/polls/" + encodeURIComponent(id);
+    const numbers = new Intl.NumberFormat("en-US");
+    const FALLBACK = { ws: "sse", sse: "longpoll" };
+    const POLL_EVERY_MS = 2000;
+    const LONGPOLL_SECS = 25;
+    const VOTE_ACK_MS = 8000;
+
+    let results = JSON.parse(root.dataset.results);
+    let version = results.version;
+    let deleted = false;
+    const view = findElements(root);
+
+    // Following: one live connection at a time. `generation` retires the
+    // callbacks of a connection that was replaced.
+    let transport = pickSupported(root.dataset.transport);
+    let generation = 0;
+    let closeCurrent = function () {};
+    let failures = 0;
+    let retryTimer = null;
+    const everOpened = {};
+    let socket = null;
+    const pendingWs = new Map();
+
+    restoreChoice();
+    tidyUrl();
+    render();
+    connect();
+
+    window.addEventListener("online", function () {
+      if (retryTimer !== null) reconnectSoon(1000);
+    });
+    window.addEventListener("pagehide", function () { stop(); });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted && !deleted) connect();
+    });
+    view.form.addEventListener("submit", onVoteSubmit);
+
+    // -- Rendering --
+
+    function findElements(root) {
+      const rows = new Map();
+      root.querySelectorAll("[data-option]").forEach(function (row) {
+        rows.set(Number(row.dataset.option), {
+          row: row,
+          votes: row.querySelector("[data-votes]"),
+          percent: row.querySelector("[data-percent]"),
+          bar: row.querySelector("[role=meter]"),
+          fill: row.querySelector("[data-fill]"),
+          mine: row.querySelector("[data-mine]"),
+          button: row.querySelector("button[name=option]"),
+          label: row.querySelector(".result-label"),
+        });
+      });
+      return {
+        rows: rows,
+        form: root.querySelector("[data-vote-form]"),
+        total: root.querySelector("[data-total]"),
+        badge: root.querySelector("[data-state-badge]"),
+        notices: root.querySelector("[data-notices]"),
+        version: root.querySelector("[data-version]"),
+        transport: root.querySelector("[data-transport-used]"),
+        conn: root.querySelector("[data-conn]"),
+      };
+    }
+
+    function votesText(n) {
+      return numbers.format(n) + (n === 1 ? " vote" : " votes");
+    }
+
+    function render() {
+      const total = results.total;
+      results.options.forEach(function (option) {
+        const el = view.rows.get(option.id);
+        if (!el) return;
+        const share = total > 0 ? (option.votes * 100) / total : 0;
+        const shareText = share.toFixed(1);
+        el.votes.textContent = votesText(option.votes);
+        el.percent.textContent = shareText + "%";
+        el.fill.style.width = share + "%";
+        el.bar.setAttribute("aria-valuenow", shareText);
+        el.bar.setAttribute("aria-valuetext", votesText(option.votes) + ", " + shareText + "%");
+      });
+      view.total.textContent = votesText(total);
+      view.version.textContent = String(version);
+      if (results.closed) showClosed();
+    }
+
+    // Applies results from any source, ignoring any not newer than shown.
+    function apply(next) {
+      if (deleted || !next || typeof next.version !== "number") return;
+      if (next.version <= version) return;
+      results = next;
+      version = next.version;
+      render();
+    }
+
+    function disableVoting() {
+      view.rows.forEach(function (el) { el.button.disabled = true; });
+    }
+
+    function showClosed() {
+      if (view.badge.textContent === "Closed") return;
+      view.badge.textContent = "Closed";
+      view.badge.classList.remove("open");
+      disableVoting();
+      notice("This poll is closed. The results are final.", "");
+    }
+
+    function showDeleted() {
+      deleted = true;
+      stop();
+      view.badge.textContent = "Deleted";
+      view.badge.classList.remove("open");
+      disableVoting();
+      setConn("ended", "poll deleted");
+      notice("This poll was deleted.", "warn");
+    }
+
+    function notice(text, kind) {
+      const p = document.createElement("p");
+      p.className = "notice" + (kind ? " " + kind : "");
+      p.setAttribute("role", "status");
+      p.textContent = text;
+      view.notices.replaceChildren(p);
+    }
+
+    function setConn(state, text) {
+      view.conn.dataset.state = state;
+      view.conn.textContent = text;
+    }
+
+    function markChoice(option) {
+      view.rows.forEach(function (el, key) {
+        const mine = key === option;
+        el.row.classList.toggle("chosen", mine);
+        el.mine.hidden = !mine;
+      });
+    }
+
+    // -- The visitor's own choice, remembered per poll. --
+
+    function storageKey() {
+      return "tally:choice:" + id;
+    }
+
+    function remember(option) {
+      try { localStorage.setItem(storageKey(), String(option)); } catch (_) { /* private mode */ }
+    }
+
+    function restoreChoice() {
+      const shown = root.querySelector(".result.chosen");
+      if (shown) {
+        remember(Number(shown.dataset.option));
+        return;
+      }
+      let stored = null;
+      try { stored = localStorage.getItem(storageKey()); } catch (_) { /* private mode */ }
+      if (stored !== null && view.rows.has(Number(stored))) markChoice(Number(stored));
+    }
+
+    // A form vote's ?notice=…&choice=… should not show again on reload.
+    function tidyUrl() {
+      const url = new URL(location.href);
+      if (!url.searchParams.has("notice") && !url.searchParams.has("choice")) return;
+      url.searchParams.delete("notice");
+      url.searchParams.delete("choice");
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+    }
+
+    // -- Following changes --
+
+    function pickSupported(wanted) {
+      let t = ["ws", "sse", "longpoll", "poll"].indexOf(wanted) >= 0 ? wanted : "ws";
+      if (t === "ws" && !("WebSocket" in window)) t = "sse";
+      if (t === "sse" && !("EventSource" in window)) t = "longpoll";
+      return t;
+    }
+
+    function showTransport() {
+      const asked = root.dataset.transport;
+      view.transport.textContent = transport === asked ? transport : transport + " (" + asked + " unavailable)";
+    }
+
+    function connect() {
+      stop();
+      const gen = ++generation;
+      showTransport();
+      setConn(failures === 0 ? "connecting" : "reconnecting", failures === 0 ? "connecting" : "reconnecting");
+      const open = { ws: openWs, sse: openSse, longpoll: runLongPoll, poll: runShortPoll }[transport];
+      closeCurrent = open(gen);
+    }
+
+    function stop() {
+      generation++;
+      if (retryTimer !== null) clearTimeout(retryTimer);
+      retryTimer = null;
+      closeCurrent();
+      closeCurrent = function () {};
+    }
+
+    function current(gen) {
+      return gen === generation && !deleted;
+    }
+
+    function opened(gen) {
+      if (!current(gen)) return;
+      failures = 0;
+      everOpened[transport] = true;
+      setConn("live", "live");
+    }
+
+    // Exponential backoff with full jitter: 0.1 s plus a random share of a
+    // window that doubles per failure, capped at 30 s.
+    function backoff(attempt) {
+      const windowMs = Math.min(30000, 1000 * Math.pow(2, attempt));
+      return 100 + Math.random() * windowMs;
+    }
+
+    // A connection ended or could not be made: maybe fall back, then retry.
+    function lost(gen, wasOpen) {
+      if (!current(gen)) return;
+      generation++;
+      closeCurrent();
+      closeCurrent = function () {};
+      if (!wasOpen) checkStillExists();
+      if (!wasOpen && !everOpened[transport] && failures >= 1 && FALLBACK[transport]) {
+        transport = FALLBACK[transport];
+        failures = 0;
+        connect();
+        return;
+      }
+      const delay = backoff(failures);
+      failures++;
+      setConn("reconnecting", "reconnecting in " + Math.ceil(delay / 1000) + " s");
+      retryTimer = setTimeout(function () { retryTimer = null; connect(); }, delay);
+    }
+
+    function reconnectSoon(withinMs) {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(function () { retryTimer = null; connect(); }, Math.random() * withinMs);
+    }
+
+    // A failed handshake does not say why; a deleted poll is one reason.
+    function checkStillExists() {
+      fetch(base, { cache: "no-store" }).then(function (res) {
+        if (res.status === 404) showDeleted();
+      }, function () { /* offline: the retry will tell */ });
+    }
+
+    function openWs(gen) {
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(scheme + "//" + location.host + base + "/ws");
+      let wasOpen = false;
+      ws.onopen = function () {
+        wasOpen = true;
+        socket = ws;
+        opened(gen);
+      };
+      ws.onmessage = function (event) {
+        let msg;
+        try { msg = JSON.parse(event.data); } catch (_) { return; }
+        if (msg.type === "results") apply(msg);
+        else if (msg.type === "vote_ack") wsVoteAnswered(msg.request_id, null);
+        else if (msg.type === "error") wsVoteAnswered(msg.request_id, msg);
+        else if (msg.type === "deleted") showDeleted();
+      };
+      ws.onclose = function () {
+        if (socket === ws) socket = null;
+        resendPendingOverHttp();
+        lost(gen, wasOpen);
+      };
+      return function () {
+        ws.onclose = null;
+        ws.onmessage = null;
+        if (socket === ws) socket = null;
+        ws.close(1000);
+        resendPendingOverHttp();
+      };
+    }
+
+    function openSse(gen) {
+      const es = new EventSource(base + "/events");
+      let wasOpen = false;
+      es.onopen = function () {
+        wasOpen = true;
+        opened(gen);
+      };
+      es.addEventListener("results", function (event) {
+        try { apply(JSON.parse(event.data)); } catch (_) { /* ignore a bad event */ }
+      });
+      es.addEventListener("deleted", function () { showDeleted(); });
+      // EventSource would retry on its own after a fixed delay; close it
+      // and reconnect with jittered backoff instead.
+      es.onerror = function () {
+        es.close();
+        lost(gen, wasOpen);
+      };
+      return function () { es.close(); };
+    }
+
+    function sleep(ms) {
+      return new Promise(function (resolve) { setTimeout(resolve, ms); });
+    }
+
+    // Fetch that can be cancelled by the connection's close and times out.
+    function fetchFor(url, options, timeoutMs) {
+      const controller = new AbortController();
+      const timer = setTimeout(function () { controller.abort(); }, timeoutMs);
+      const cancel = function () { controller.abort(); };
+      const request = fetch(url, Object.assign({ signal: controller.signal, cache: "no-store" }, options));
+      return { cancel: cancel, response: request.finally(function () { clearTimeout(timer); }) };
+    }
+
+    function runLongPoll(gen) {
+      let inflight = null;
+      let wasOpen = false;
+      (async function loop() {
+        while (current(gen)) {
+          // The first request has no `since`: it answers at once, which
+          // confirms the connection and catches up on anything missed.
+          const url = wasOpen
+            ? base + "/changes?since=" + version + "&timeout=" + LONGPOLL_SECS
+            : base + "/changes";
+          const started = Date.now();
+          inflight = fetchFor(url, {}, (LONGPOLL_SECS + 15) * 1000);
+          let res;
+          try {
+            res = await inflight.response;
+          } catch (_) {
+            return lost(gen, wasOpen);
+          }
+          if (!current(gen)) return;
+          if (res.status === 404) return showDeleted();
+          if (res.status !== 200 && res.status !== 204) return lost(gen, wasOpen);
+          if (!wasOpen) {
+            wasOpen = true;
+            opened(gen);
+          }
+          if (res.status === 200) apply(await res.json().catch(function () { return null; }));
+          // An instant 204 means the instance is draining: do not spin, and
+          // do not come back all at once.
+          else if (Date.now() - started < 1000) await sleep(Math.random() * 1000);
+        }
+      })();
+      return function () { if (inflight) inflight.cancel(); };
+    }
+
+    function runShortPoll(gen) {
+      let inflight = null;
+      let wasOpen = false;
+      (async function loop() {
+        while (current(gen)) {
+          inflight = fetchFor(base, { headers: { "If-None-Match": '"' + version + '"' } }, 10000);
+          let res;
+          try {
+            res = await inflight.response;
+          } catch (_) {
+            return lost(gen, wasOpen);
+          }
+          if (!current(gen)) return;
+          if (res.status === 404) return showDeleted();
+          if (res.status !== 200 && res.status !== 304) return lost(gen, wasOpen);
+          if (!wasOpen) {
+            wasOpen = true;
+            opened(gen);
+          }
+          if (res.status === 200) apply(await res.json().catch(function () { return null; }));
+          await sleep(POLL_EVERY_MS);
+        }
+      })();
+      return function () { if (inflight) inflight.cancel(); };
+    }
+
+    // -- Voting --
+
+    function randomKey() {
+      const bytes = new Uint8Array(16);
+      crypto.getRandomValues(bytes);
+      return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+    }
+
+    function onVoteSubmit(event) {
+      const button = event.submitter;
+      // Without the submitter, let the form post itself (the fallback).
+      if (!button || button.name !== "option") return;
+      event.preventDefault();
+      if (button.getAttribute("aria-busy") === "true" || deleted) return;
+      const option = Number(button.value);
+      const key = randomKey();
+      button.setAttribute("aria-busy", "true");
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        const timer = setTimeout(function () { resendOverHttp(key); }, VOTE_ACK_MS);
+        pendingWs.set(key, { option: option, timer: timer });
+        socket.send(JSON.stringify({ type: "vote", option: option, request_id: key }));
+      } else {
+        voteOverHttp(key, option, 0);
+      }
+    }
+
+    function wsVoteAnswered(key, error) {
+      const pending = pendingWs.get(key);
+      if (!pending) return;
+      pendingWs.delete(key);
+      clearTimeout(pending.timer);
+      if (error) voteRefused(pending.option, error.code, error.message);
+      else voteCounted(pending.option);
+    }
+
+    // The answer may never come over a socket that closed; the same key
+    // over HTTP gets the first outcome if the vote did count.
+    function resendOverHttp(key) {
+      const pending = pendingWs.get(key);
+      if (!pending) return;
+      pendingWs.delete(key);
+      clearTimeout(pending.timer);
+      voteOverHttp(key, pending.option, 0);
+    }
+
+    function resendPendingOverHttp() {
+      Array.from(pendingWs.keys()).forEach(resendOverHttp);
+    }
+
+    function voteOverHttp(key, option, attempt) {
+      const retry = function () {
+        if (attempt >= 5) return voteRefused(option, "network", "The vote could not be sent. Check your connection and try again.");
+        setTimeout(function () { voteOverHttp(key, option, attempt + 1); }, backoff(attempt));
+      };
+      fetch(base + "/votes", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Idempotency-Key": key },
+        body: JSON.stringify({ option: option }),
+        credentials: "same-origin",
+        cache: "no-store",
+      }).then(function (res) {
+        if (res.ok) {
+          return res.json().then(function (body) {
+            apply(body.results);
+            voteCounted(option);
+          });
+        }
+        if (res.status === 503 || res.status === 429) return retry();
+        return res.json().catch(function () { return {}; }).then(function (body) {
+          const err = (body && body.error) || {};
+          voteRefused(option, err.code || "error", err.message || "The vote was refused.");
+        });
+      }, retry);
+    }
+
+    function done(option) {
+      const el = view.rows.get(option);
+      if (el) el.button.removeAttribute("aria-busy");
+    }
+
+    function labelOf(option) {
+      const el = view.rows.get(option);
+      return el ? el.label.textContent : "";
+    }
+
+    function voteCounted(option) {
+      done(option);
+      remember(option);
+      markChoice(option);
+      notice("Your vote for “" + labelOf(option) + "” was counted.", "ok");
+    }
+
+    function voteRefused(option, code, message) {
+      done(option);
+      switch (code) {
+        case "already_voted":
+          notice("You have already voted on this poll.", "warn");
+          break;
+        case "poll_closed":
+          results = Object.assign({}, results, { closed: true });
+          showClosed();
+          notice("This poll is closed; your vote was not counted.", "warn");
+          break;
+        case "poll_not_found":
+          showDeleted();
+          break;
+        default:
+          notice(message, "warn");
+      }
+    }
+  }
+})();

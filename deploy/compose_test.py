@@ -15,7 +15,10 @@ It checks, in order:
   4. every follower ends on the same final results, which equal the initial
      tallies plus the acknowledged votes, and so does Redis
      (`redis-cli HGETALL 'tally:poll:{lpl}:votes'`);
-  5. after `docker compose down` (volume kept) and `up` again, the tallies
+  5. with Redis paused, /readyz fails and HAProxy takes every replica out;
+     with Redis back, they return and the followers, still connected, get the
+     votes that follow;
+  6. after `docker compose down` (volume kept) and `up` again, the tallies
      are still there.
 It always ends with `docker compose down -v`.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -36,6 +40,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +86,10 @@ def compose(*args: str, timeout: float = 300, capture: bool = False) -> str:
     cmd = [*COMPOSE, "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"), *args]
     log("$ compose " + " ".join(args))
     done = subprocess.run(
-        cmd, cwd=ROOT, text=True, timeout=timeout,
+        cmd,
+        cwd=ROOT,
+        text=True,
+        timeout=timeout,
         stdout=subprocess.PIPE if capture else None,
     )
     if done.returncode != 0:
@@ -101,7 +109,9 @@ def app_containers() -> dict[str, str]:
     ids = compose("ps", "-q", "app", capture=True).split()
     found = {}
     for cid in ids:
-        host, status = docker("inspect", "-f", "{{.Config.Hostname}} {{.State.Status}}", cid).split()
+        host, status = docker(
+            "inspect", "-f", "{{.Config.Hostname}} {{.State.Status}}", cid
+        ).split()
         if status == "running":
             found[host] = cid
     return found
@@ -112,9 +122,10 @@ def health(cid: str) -> str:
 
 
 def redis_votes() -> list[int]:
-    out = compose("exec", "-T", "redis", "redis-cli", "HGETALL", f"tally:poll:{{{POLL}}}:votes",
-                  capture=True).split()
-    pairs = dict(zip(out[0::2], out[1::2]))
+    out = compose(
+        "exec", "-T", "redis", "redis-cli", "HGETALL", f"tally:poll:{{{POLL}}}:votes", capture=True
+    ).split()
+    pairs = dict(zip(out[0::2], out[1::2], strict=True))
     return [int(pairs[k]) for k in sorted(pairs, key=int)]
 
 
@@ -131,8 +142,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def eventually(what: str, probe, timeout: float, interval: float = 0.5):
-    """Polls `probe` (sync or async) until it returns a truthy value."""
+async def eventually(what: str, probe, timeout: float, interval: float = 0.5, describe=None):
+    """Polls `probe` (sync or async) until it returns a truthy value; on
+    time-out, `describe()` (if given) tells what the state was."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -145,7 +157,8 @@ async def eventually(what: str, probe, timeout: float, interval: float = 0.5):
         except (httpx.HTTPError, Failure, OSError) as e:
             last = e
         await asyncio.sleep(interval)
-    raise Failure(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    state = describe() if describe else repr(last)
+    raise Failure(f"timed out after {timeout:.0f}s waiting for {what}: {state}")
 
 
 # ---------------------------------------------------------------- followers
@@ -163,6 +176,7 @@ class Follower:
     drops: int = 0
     close_codes: list[int | None] = field(default_factory=list)  # WebSocket
     errors: list[str] = field(default_factory=list)
+    last_drop: str = ""
     _conn_version: int = -1
 
     @property
@@ -191,6 +205,18 @@ class Follower:
 
     def dropped(self, why: object) -> None:
         self.drops += 1
+        self.last_drop = repr(why)[:200]
+
+    def state(self) -> str:
+        version = self.latest["version"] if self.latest else None
+        return (
+            f"{self.name}: v{version} via {self.instances}, {self.drops} drop(s)"
+            f" (last {self.last_drop}), errors {self.errors}"
+        )
+
+
+def describe(followers: list[Follower]) -> str:
+    return "\n  " + "\n  ".join(f.state() for f in followers)
 
 
 def results_of(msg: dict) -> dict:
@@ -208,7 +234,7 @@ async def follow_ws(f: Follower, base: str) -> None:
                     if msg.get("type") == "results":
                         f.see(results_of(msg), streaming=True)
                 f.close_codes.append(ws.close_code)
-        except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as e:
+        except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as e:
             f.dropped(e)
         else:
             f.dropped("closed")
@@ -224,29 +250,31 @@ async def follow_sse(f: Follower, base: str) -> None:
         if last_id is not None:
             headers["Last-Event-ID"] = last_id
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                async with client.stream("GET", url, headers=headers) as r:
-                    if r.status_code != 200:
-                        raise httpx.HTTPStatusError("status", request=r.request, response=r)
-                    f.connected(r.headers.get("x-tally-instance"))
-                    event, data, eid = "message", [], None
-                    async for line in r.aiter_lines():
-                        if line == "":
-                            if event == "results" and data:
-                                f.see(results_of(json.loads("\n".join(data))), streaming=True)
-                                last_id = eid or last_id
-                            event, data, eid = "message", [], None
-                        elif line.startswith(":"):
-                            continue
-                        else:
-                            key, _, value = line.partition(":")
-                            value = value[1:] if value.startswith(" ") else value
-                            if key == "event":
-                                event = value
-                            elif key == "data":
-                                data.append(value)
-                            elif key == "id":
-                                eid = value
+            async with (
+                httpx.AsyncClient(timeout=timeout) as client,
+                client.stream("GET", url, headers=headers) as r,
+            ):
+                if r.status_code != 200:
+                    raise httpx.HTTPStatusError("status", request=r.request, response=r)
+                f.connected(r.headers.get("x-tally-instance"))
+                event, data, eid = "message", [], None
+                async for line in r.aiter_lines():
+                    if line == "":
+                        if event == "results" and data:
+                            f.see(results_of(json.loads("\n".join(data))), streaming=True)
+                            last_id = eid or last_id
+                        event, data, eid = "message", [], None
+                    elif line.startswith(":"):
+                        continue
+                    else:
+                        key, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        if key == "event":
+                            event = value
+                        elif key == "data":
+                            data.append(value)
+                        elif key == "id":
+                            eid = value
         except httpx.HTTPError as e:
             f.dropped(e)
         else:
@@ -295,8 +323,12 @@ async def follow_shortpoll(f: Follower, base: str) -> None:
             await asyncio.sleep(0.4)
 
 
-FOLLOWERS = {"ws": (6, follow_ws), "sse": (6, follow_sse),
-             "longpoll": (2, follow_longpoll), "shortpoll": (2, follow_shortpoll)}
+FOLLOWERS = {
+    "ws": (6, follow_ws),
+    "sse": (6, follow_sse),
+    "longpoll": (2, follow_longpoll),
+    "shortpoll": (2, follow_shortpoll),
+}
 
 
 # ---------------------------------------------------------------- voters
@@ -310,6 +342,10 @@ class Ledger:
     instances: set[str] = field(default_factory=set)
     retries: int = 0
 
+    def expected(self, initial: dict) -> list[int]:
+        """The tallies there must be: the initial ones plus every acknowledged vote."""
+        return [o["votes"] + n for o, n in zip(initial["options"], self.acked, strict=True)]
+
 
 async def vote(client: httpx.AsyncClient, ledger: Ledger, option: int) -> None:
     """One vote, retried with the same Idempotency-Key until acknowledged."""
@@ -317,8 +353,11 @@ async def vote(client: httpx.AsyncClient, ledger: Ledger, option: int) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            r = await client.post(f"/api/polls/{POLL}/votes", json={"option": option},
-                                  headers={"Idempotency-Key": key})
+            r = await client.post(
+                f"/api/polls/{POLL}/votes",
+                json={"option": option},
+                headers={"Idempotency-Key": key},
+            )
             if r.status_code == 200:
                 ledger.acked[option] += 1
                 ledger.instances.add(r.headers.get("x-tally-instance", "?"))
@@ -365,13 +404,23 @@ async def all_replicas_answer(base: str) -> set[str]:
 
 async def stack_up(base: str) -> dict[str, str]:
     compose("up", "-d", timeout=180)
-    containers = await eventually(f"{REPLICAS} running app containers",
-                                  lambda: (c := app_containers()) and len(c) == REPLICAS and c, 60)
-    await eventually("healthy app containers (Docker HEALTHCHECK)",
-                     lambda: all(health(c) == "healthy" for c in containers.values()), 90)
-    seen = await eventually("every replica answering through the load balancer",
-                            lambda: all_replicas_answer(base), 60)
-    check(seen == set(containers), f"the load balancer reaches all {REPLICAS} replicas: {sorted(seen)}")
+    containers = await eventually(
+        f"{REPLICAS} running app containers",
+        lambda: (c := app_containers()) and len(c) == REPLICAS and c,
+        60,
+    )
+    await eventually(
+        "healthy app containers (Docker HEALTHCHECK)",
+        lambda: all(health(c) == "healthy" for c in containers.values()),
+        90,
+    )
+    seen = await eventually(
+        "every replica answering through the load balancer", lambda: all_replicas_answer(base), 60
+    )
+    check(
+        seen == set(containers),
+        f"the load balancer reaches all {REPLICAS} replicas: {sorted(seen)}",
+    )
     return containers
 
 
@@ -394,16 +443,23 @@ async def scenario(base: str) -> None:
     await stack_up(base)
     after = await current(base)
     votes = [o["votes"] for o in after["options"]]
-    check(after["version"] == final["version"] and votes == final["votes"],
-          f"after down/up the tallies are still {votes} at version {after['version']}")
+    check(
+        after["version"] == final["version"] and votes == final["votes"],
+        f"after down/up the tallies are still {votes} at version {after['version']}",
+    )
     check(redis_votes() == votes, "and Redis still holds them")
 
 
-async def followers_phase(base: str, containers: dict[str, str], initial: dict,
-                          followers: list[Follower]) -> dict:
+async def followers_phase(
+    base: str, containers: dict[str, str], initial: dict, followers: list[Follower]
+) -> dict:
     """Follow, vote, stop a replica mid-stream, and check everyone converged."""
-    await eventually("every follower's first results",
-                     lambda: all(f.latest for f in followers), 20)
+    await eventually(
+        "every follower's first results",
+        lambda: all(f.latest for f in followers),
+        20,
+        describe=lambda: describe(followers),
+    )
     streams = [f for f in followers if f.transport in ("ws", "sse")]
     spread = {f.instances[-1] for f in streams}
     check(len(spread) >= 2, f"WebSocket and SSE followers spread over {len(spread)} replicas")
@@ -425,37 +481,87 @@ async def followers_phase(base: str, containers: dict[str, str], initial: dict,
     log(f"{sum(ledger.acked)} votes acknowledged in all, {ledger.retries} retries")
 
     survivor = next(c for h, c in containers.items() if h != victim)
-    await eventually("HAProxy taking the stopped replica out",
-                     lambda: lb_up_servers(survivor) == REPLICAS - 1, 20)
+    await eventually(
+        "HAProxy taking the stopped replica out",
+        lambda: lb_up_servers(survivor) == REPLICAS - 1,
+        20,
+    )
     log(f"HAProxy has {REPLICAS - 1} replicas UP")
-    check(len(ledger.instances) >= 2,
-          f"votes were answered by {len(ledger.instances)} distinct X-Tally-Instance values")
+    check(
+        len(ledger.instances) >= 2,
+        f"votes were answered by {len(ledger.instances)} distinct X-Tally-Instance values",
+    )
 
-    expected = [o["votes"] + n for o, n in zip(initial["options"], ledger.acked)]
+    expected = ledger.expected(initial)
     final = await current(base)
     got = [o["votes"] for o in final["options"]]
     check(got == expected, f"no acknowledged vote lost or doubled: {got} == initial + acked")
-    check(final["version"] == initial["version"] + sum(ledger.acked),
-          f"version {final['version']} = {initial['version']} + {sum(ledger.acked)} votes")
+    check(
+        final["version"] == initial["version"] + sum(ledger.acked),
+        f"version {final['version']} = {initial['version']} + {sum(ledger.acked)} votes",
+    )
 
-    await eventually("every follower on the final results",
-                     lambda: all(f.latest and f.latest["version"] == final["version"]
-                                 for f in followers), 30)
+    await eventually(
+        "every follower on the final results",
+        lambda: all(f.latest and f.latest["version"] == final["version"] for f in followers),
+        30,
+        describe=lambda: describe(followers),
+    )
     for f in followers:
-        check(not f.errors and [o["votes"] for o in f.latest["options"]] == expected,
-              f"{f.name} ends on {expected} (v{final['version']}), "
-              f"{len(f.instances)} connection(s), {len(f.seen)} replica(s)")
+        check(
+            not f.errors and [o["votes"] for o in f.latest["options"]] == expected,
+            f"{f.name} ends on {expected} (v{final['version']}), "
+            f"{len(f.instances)} connection(s), {len(f.seen)} replica(s)",
+        )
     for f in on_victim:
-        check(len(f.instances) >= 2 and f.instances[-1] != victim,
-              f"{f.name} reconnected from {victim} to {f.instances[-1]}")
+        check(
+            len(f.instances) >= 2 and f.instances[-1] != victim,
+            f"{f.name} reconnected from {victim} to {f.instances[-1]}",
+        )
         if f.transport == "ws":
             check(f.close_codes[:1] == [1001], f"{f.name} was closed with 1001 (going away)")
+    check(redis_votes() == expected, f"redis-cli HGETALL agrees: {expected}")
+    return await redis_outage(base, survivor, followers, ledger, initial)
+
+
+async def redis_outage(
+    base: str, via: str, followers: list[Follower], ledger: Ledger, initial: dict
+) -> dict:
+    """Redis paused: /readyz fails, HAProxy takes every replica out; Redis back:
+    they return, and followers that stayed connected get the next votes."""
+    compose("pause", "redis")
+    try:
+        await eventually(
+            "HAProxy taking out the replicas that lost Redis", lambda: lb_up_servers(via) == 0, 30
+        )
+        log("Redis paused: HAProxy has no replica UP")
+    finally:
+        compose("unpause", "redis")
+    await eventually(
+        "the replicas back in HAProxy after Redis returned",
+        lambda: lb_up_servers(via) == REPLICAS - 1,
+        30,
+    )
+    log(f"Redis back: HAProxy has {REPLICAS - 1} replicas UP")
+    await vote_batch(base, ledger, workers=2, each=10, pause=0.02)
+    expected = ledger.expected(initial)
+    final = await current(base)
+    got = [o["votes"] for o in final["options"]]
+    check(got == expected, f"votes after the outage counted: {got}")
+    await eventually(
+        "every follower on the results after the outage",
+        lambda: all(f.latest["version"] == final["version"] for f in followers),
+        30,
+        describe=lambda: describe(followers),
+    )
+    check(not any(f.errors for f in followers), "no follower saw a version go back")
     check(redis_votes() == expected, f"redis-cli HGETALL agrees: {expected}")
     return {"version": final["version"], "votes": got}
 
 
 def pick_victim(streams: list[Follower], containers: dict[str, str]) -> str:
     """The replica with the most WebSocket + SSE followers, both kinds if any has."""
+
     def score(host: str) -> tuple[int, int]:
         mine = [f for f in streams if f.instances[-1] == host]
         kinds = {f.transport for f in mine}
@@ -487,12 +593,12 @@ def main() -> int:
             log(f"image built in {time.monotonic() - started:.0f}s")
         asyncio.run(asyncio.wait_for(scenario(base), timeout=600))
         ok = True
-    except (Failure, asyncio.TimeoutError, subprocess.TimeoutExpired) as e:
-        log(f"FAILED: {e!r}")
-        try:
+    except Exception as e:  # any failure ends in the summary line and the logs
+        if not isinstance(e, Failure | TimeoutError | subprocess.TimeoutExpired):
+            traceback.print_exc()
+        log(f"FAILED: {e}")
+        with contextlib.suppress(Exception):  # the logs are a courtesy
             compose("logs", "--tail", "40", timeout=60)
-        except Exception:  # the logs are a courtesy; the failure is what matters
-            pass
     finally:
         if not args.keep:
             compose("down", "-v", "--remove-orphans", timeout=120)

@@ -116,7 +116,7 @@ service_image() { # service_image TAG DIR: a stand-in from deploy/local-images/D
   build "$1" "local-images/$2"
 }
 
-command -v docker >/dev/null && docker info >/dev/null 2>&1 || die "docker is not answering"
+docker info >/dev/null 2>&1 || die "docker is not answering"
 base_image
 rust_image
 service_image redis:7 redis

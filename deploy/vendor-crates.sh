@@ -19,4 +19,4 @@ replace-with = "vendored-sources"
 [source.vendored-sources]
 directory = ".cargo/vendor"
 TOML
-echo "vendor-crates: $(ls "$dir/vendor" | wc -l) crates in $dir/vendor ($(du -sh "$dir/vendor" | cut -f1))" >&2
+echo "vendor-crates: $(find "$dir/vendor" -mindepth 1 -maxdepth 1 | wc -l) crates in $dir/vendor ($(du -sh "$dir/vendor" | cut -f1))" >&2

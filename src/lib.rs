@@ -83,7 +83,9 @@ impl Application {
             && service
                 .ensure_demo(config.demo_admin_token.as_deref())
                 .await
-                .inspect_err(|e| tracing::warn!(error = %e, "demo poll not created yet; will retry"))
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "demo poll not created yet; will retry"),
+                )
                 .is_err();
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();

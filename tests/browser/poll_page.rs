@@ -159,17 +159,28 @@ impl Page {
             .collect()
     }
 
-    /// Starts recording every connection state the page goes through (a
-    /// state can be shorter than a poll of the DOM).
+    /// Starts recording every connection state the page goes through, and
+    /// the words it shows for each (a state can be shorter than a poll of
+    /// the DOM).
     pub async fn record_conn_states(&self) {
         self.js(
             "const el = document.querySelector('[data-conn]'); \
              window.__connStates = [el.dataset.state]; \
-             new MutationObserver(function () { window.__connStates.push(el.dataset.state); }) \
-               .observe(el, {attributes: true, attributeFilter: ['data-state']});",
+             window.__connTexts = [el.textContent]; \
+             new MutationObserver(function () { \
+               window.__connStates.push(el.dataset.state); \
+               window.__connTexts.push(el.textContent); \
+             }).observe(el, {attributes: true, attributeFilter: ['data-state']});",
             vec![],
         )
         .await;
+    }
+
+    /// The words the connection indicator showed since
+    /// [`Page::record_conn_states`].
+    pub async fn conn_texts(&self) -> Vec<String> {
+        serde_json::from_value(self.js("return window.__connTexts", vec![]).await)
+            .expect("recorded texts")
     }
 
     /// The connection states recorded since [`Page::record_conn_states`].

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions, MouseActions, PointerAction};
 use fantoccini::key::Key;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -325,6 +325,19 @@ impl Page {
         within("key press", self.client.perform_actions(keys))
             .await
             .expect("key press");
+    }
+
+    /// Moves the mouse to the top left corner, so that no hover effect
+    /// stays on what was clicked last (for screenshots).
+    pub async fn move_pointer_away(&self) {
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::MoveTo {
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        });
+        within("pointer move", self.client.perform_actions(mouse))
+            .await
+            .expect("pointer move");
     }
 
     /// Makes the viewport exactly `width`×`height` CSS pixels at `scale`

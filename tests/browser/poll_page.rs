@@ -41,7 +41,7 @@ return Array.from(document.querySelectorAll('#poll [data-option]')).map(function
     valuetext: bar.getAttribute('aria-valuetext'),
     labelled_by: label === null ? '' : label.textContent,
     fill: track > 0 ? fill * 100 / track : -1,
-    mine: !mine.hidden && getComputedStyle(mine).display !== 'none' && r.classList.contains('chosen'),
+    mine: !mine.hidden && getComputedStyle(mine).display !== 'none' && getComputedStyle(mine).visibility === 'visible' && r.classList.contains('chosen'),
   };
 });
 "#;

@@ -355,6 +355,15 @@ impl Page {
         .await;
     }
 
+    /// Emulates the visitor's colour scheme preference (`light`/`dark`).
+    pub async fn color_scheme(&self, scheme: &str) {
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        )
+        .await;
+    }
+
     async fn cdp(&self, cmd: &'static str, params: Value) {
         within(cmd, self.client.issue_cmd(Cdp { cmd, params }))
             .await

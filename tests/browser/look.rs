@@ -48,6 +48,14 @@ const PHONE: Screen = Screen {
 /// big enough to hit.
 const LAYOUT_PROBLEMS: &str = r#"
 const problems = [];
+// Inside a scroll box (a <pre>), content may be wider than the screen.
+function scrolls(e) {
+  for (; e && e !== document.body; e = e.parentElement) {
+    const x = getComputedStyle(e).overflowX;
+    if (x === 'auto' || x === 'scroll') return true;
+  }
+  return false;
+}
 const width = document.documentElement.clientWidth;
 if (document.documentElement.scrollWidth > width) {
   problems.push('page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + width);
@@ -59,7 +67,8 @@ document.querySelectorAll('main *').forEach(function (e) {
   if (r.width === 0 && r.height === 0) return;
   const own = Array.from(e.childNodes).some(function (n) { return n.nodeType === 3 && n.textContent.trim(); });
   if (own && parseFloat(style.fontSize) < 12) problems.push('text under 12px: ' + e.textContent.trim().slice(0, 40));
-  if (r.left < -0.5 || r.right > width + 0.5) problems.push('off screen: <' + e.tagName.toLowerCase() + ' class=' + e.className + '> ' + Math.round(r.left) + '..' + Math.round(r.right));
+  const clipped = scrolls(e.parentElement) || !e.checkVisibility({contentVisibilityAuto: true});
+  if (!clipped && (r.left < -0.5 || r.right > width + 0.5)) problems.push('off screen: <' + e.tagName.toLowerCase() + ' class=' + e.className + '> ' + Math.round(r.left) + '..' + Math.round(r.right));
   if (e.matches('button, a.button, input:not([type=radio]), textarea, label.choice') && r.height < 36) problems.push('control under 36px high: ' + (e.textContent.trim() || e.name || e.id));
 });
 return problems;
@@ -121,12 +130,37 @@ async fn pages_fit_phone_and_desktop_and_are_photographed() {
         check_layout(&page, &format!("poll, {}", screen.name)).await;
         page.move_pointer_away().await;
         shots.push(page.screenshot(&shot_name("poll", &screen)).await);
+
+        page.goto(&app.url("/polls/no-such-poll")).await;
+        assert_eq!(page.text("#error-title").await, "Poll not found");
+        check_layout(&page, &format!("error page, {}", screen.name)).await;
+        page.goto(&app.url("/")).await;
+        page.type_into(
+            "#question",
+            "A question long enough to wrap on a phone, and then some more words",
+        )
+        .await;
+        page.type_into("#option-1", "Yes").await;
+        page.type_into("#option-2", "No").await;
+        page.click(".create-form .actions button.primary").await;
+        page.wait_for("#created-title").await;
+        check_layout(&page, &format!("created page, {}", screen.name)).await;
+        shots.push(page.screenshot(&shot_name("created", &screen)).await);
     }
+    // The dark scheme too, at phone width (the page follows the system's).
+    page.color_scheme("dark").await;
+    demo_poll(&page, &app, &mut voted).await;
+    check_layout(&page, "poll, phone, dark").await;
+    shots.push(page.screenshot("poll-phone-dark.png").await);
     eprintln!("screenshots: {shots:?}");
     if std::env::var("TALLY_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
         let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join(README_SHOT);
         std::fs::create_dir_all(readme.parent().unwrap()).expect("docs/screenshots");
-        std::fs::copy(&shots[1], &readme).expect("copy the README screenshot");
+        let poll = shots
+            .iter()
+            .find(|p| p.ends_with(shot_name("poll", &DESKTOP)))
+            .expect("the desktop poll screenshot");
+        std::fs::copy(poll, &readme).expect("copy the README screenshot");
     }
     page.close().await;
 }

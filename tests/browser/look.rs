@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 
-use crate::driver::{Driver, Page};
+use crate::driver::{Driver, Page, screenshot_dir};
 use crate::helpers::{Backend, TestApp, WAIT, spawn_app, spawn_app_with};
 
 /// The demo poll's counts at start (明凯, 厂长, 7酱).
@@ -84,17 +84,16 @@ async fn at(page: &Page, screen: &Screen) {
         .await;
 }
 
-/// The demo poll after one vote for 7酱, with everything a reader checks.
-async fn demo_poll(page: &Page, app: &TestApp, voted: &mut bool) {
+/// Opens the demo poll; votes for 7酱 when `vote`; checks what a reader
+/// sees: the Chinese text, numbers, percentages, bars and the mark.
+async fn demo_poll(page: &Page, app: &TestApp, vote: bool) {
     page.goto(&app.url("/polls/lpl")).await;
     page.wait_live().await;
     assert_eq!(page.text("#poll-question").await, "LPL第一打野投票");
-    let mut counts = DEMO;
-    if !*voted {
+    if vote {
         page.vote_for(2).await;
-        *voted = true;
     }
-    counts[2] += 1;
+    let counts = [DEMO[0], DEMO[1], DEMO[2] + 1];
     page.wait_counts(&counts, WAIT).await;
     page.assert_shows(&counts, 1).await;
     assert_eq!(
@@ -108,6 +107,38 @@ fn shot_name(page: &str, screen: &Screen) -> String {
     format!("{page}-{}.png", screen.name)
 }
 
+/// Every page at `screen`: laid out well, and photographed (home, poll,
+/// created); the first call casts the demo vote.
+async fn sweep(page: &Page, app: &TestApp, screen: &Screen, vote: bool) -> Vec<PathBuf> {
+    let mut shots = Vec::new();
+    at(page, screen).await;
+    page.goto(&app.url("/")).await;
+    let inner = page.js("return [innerWidth, innerHeight]", vec![]).await;
+    assert_eq!(inner, json!([screen.width, screen.height]), "viewport");
+    check_layout(page, &format!("home, {}", screen.name)).await;
+    shots.push(page.screenshot(&shot_name("home", screen)).await);
+
+    demo_poll(page, app, vote).await;
+    check_layout(page, &format!("poll, {}", screen.name)).await;
+    page.move_pointer_away().await;
+    shots.push(page.screenshot(&shot_name("poll", screen)).await);
+
+    page.goto(&app.url("/polls/no-such-poll")).await;
+    assert_eq!(page.text("#error-title").await, "Poll not found");
+    check_layout(page, &format!("error page, {}", screen.name)).await;
+
+    page.goto(&app.url("/")).await;
+    let question = "A question long enough to wrap on a phone, and then some more words";
+    page.type_into("#question", question).await;
+    page.type_into("#option-1", "Yes").await;
+    page.type_into("#option-2", "No").await;
+    page.click(".create-form .actions button.primary").await;
+    page.wait_for("#created-title").await;
+    check_layout(page, &format!("created page, {}", screen.name)).await;
+    shots.push(page.screenshot(&shot_name("created", screen)).await);
+    shots
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_fit_phone_and_desktop_and_are_photographed() {
     let Some(driver) = Driver::start().await else {
@@ -116,50 +147,18 @@ async fn pages_fit_phone_and_desktop_and_are_photographed() {
     assert_cjk_font();
     let app = spawn_app_with(&Backend::Memory, |c| c.instance_id = Some("app-1".into())).await;
     let page = driver.page().await;
-    let mut voted = false;
-    let mut shots: Vec<PathBuf> = Vec::new();
-    for screen in [DESKTOP, PHONE] {
-        at(&page, &screen).await;
-        page.goto(&app.url("/")).await;
-        let inner = page.js("return [innerWidth, innerHeight]", vec![]).await;
-        assert_eq!(inner, json!([screen.width, screen.height]), "viewport");
-        check_layout(&page, &format!("home, {}", screen.name)).await;
-        shots.push(page.screenshot(&shot_name("home", &screen)).await);
-
-        demo_poll(&page, &app, &mut voted).await;
-        check_layout(&page, &format!("poll, {}", screen.name)).await;
-        page.move_pointer_away().await;
-        shots.push(page.screenshot(&shot_name("poll", &screen)).await);
-
-        page.goto(&app.url("/polls/no-such-poll")).await;
-        assert_eq!(page.text("#error-title").await, "Poll not found");
-        check_layout(&page, &format!("error page, {}", screen.name)).await;
-        page.goto(&app.url("/")).await;
-        page.type_into(
-            "#question",
-            "A question long enough to wrap on a phone, and then some more words",
-        )
-        .await;
-        page.type_into("#option-1", "Yes").await;
-        page.type_into("#option-2", "No").await;
-        page.click(".create-form .actions button.primary").await;
-        page.wait_for("#created-title").await;
-        check_layout(&page, &format!("created page, {}", screen.name)).await;
-        shots.push(page.screenshot(&shot_name("created", &screen)).await);
-    }
+    let mut shots = sweep(&page, &app, &DESKTOP, true).await;
+    shots.extend(sweep(&page, &app, &PHONE, false).await);
     // The dark scheme too, at phone width (the page follows the system's).
     page.color_scheme("dark").await;
-    demo_poll(&page, &app, &mut voted).await;
+    demo_poll(&page, &app, false).await;
     check_layout(&page, "poll, phone, dark").await;
     shots.push(page.screenshot("poll-phone-dark.png").await);
     eprintln!("screenshots: {shots:?}");
     if std::env::var("TALLY_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
         let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join(README_SHOT);
         std::fs::create_dir_all(readme.parent().unwrap()).expect("docs/screenshots");
-        let poll = shots
-            .iter()
-            .find(|p| p.ends_with(shot_name("poll", &DESKTOP)))
-            .expect("the desktop poll screenshot");
+        let poll = screenshot_dir().join(shot_name("poll", &DESKTOP));
         std::fs::copy(poll, &readme).expect("copy the README screenshot");
     }
     page.close().await;

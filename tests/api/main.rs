@@ -7,6 +7,7 @@ mod cross_site;
 mod disconnects;
 mod errors;
 mod follower_cap;
+mod load_balancer;
 mod longpoll;
 mod ops;
 mod pages;

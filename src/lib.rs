@@ -79,13 +79,14 @@ impl Application {
             }
         };
         let service = Service::new(store, hub, feed, config.max_followers);
-        if config.demo
-            && let Err(e) = service
+        let demo_pending = config.demo
+            && service
                 .ensure_demo(config.demo_admin_token.as_deref())
                 .await
-        {
-            tracing::warn!(error = %e, "could not create the demo poll");
-        }
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "demo poll not created yet; will retry"),
+                )
+                .is_err();
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();
         let vote_limiter =
@@ -99,6 +100,9 @@ impl Application {
             config,
         });
         spawn_limiter_upkeep(&state);
+        if demo_pending {
+            spawn_demo_retry(&state);
+        }
         Ok(Self { listener, state })
     }
 
@@ -157,6 +161,26 @@ impl Application {
             }
         }
     }
+}
+
+/// Creates the demo poll once the store answers, for an instance that
+/// started while Redis was down.
+fn spawn_demo_retry(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = state.shutdown.triggered() => return,
+            }
+            let token = state.config.demo_admin_token.as_deref();
+            if state.service.ensure_demo(token).await.is_ok() {
+                return;
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+        }
+    });
 }
 
 /// Keeps the rate limiter's table small while the instance runs.

@@ -8,6 +8,7 @@ mod disconnects;
 mod errors;
 mod follower_cap;
 mod hardening;
+mod load_balancer;
 mod longpoll;
 mod openapi;
 mod ops;

@@ -341,3 +341,35 @@ async fn an_instance_stopped_mid_load_loses_no_acknowledged_vote() {
     })
     .await;
 }
+
+/// An instance that starts while Redis is down serves (503s, not ready),
+/// and creates the demo poll by itself once Redis is there.
+#[tokio::test]
+async fn an_instance_started_before_redis_creates_the_demo_poll_when_redis_comes() {
+    let redis = TestRedis::start().await;
+    redis.kill();
+    let app = spawn_app(&Backend::Redis(Arc::clone(&redis))).await;
+    assert_eq!(readyz(&app).await, 503);
+    let demo = app.url("/api/polls/lpl");
+    let status = within("demo while down", app.client.get(&demo).send())
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 503);
+
+    redis.restart().await;
+    wait_until_ready(&app).await;
+    within("demo poll to appear", async {
+        loop {
+            if let Ok(res) = app.client.get(&demo).send().await
+                && res.status() == 200
+            {
+                let v: serde_json::Value = res.json().await.unwrap();
+                assert_eq!(counts(&v), vec![300, 200, 600]);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}

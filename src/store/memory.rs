@@ -26,20 +26,39 @@ struct Record {
     seq: u64,
     admin_token_sha256: String,
     voters: std::collections::HashSet<String>,
-    /// Idempotency key → (option, outcome, expiry).
-    idempotency: HashMap<String, (u32, Results, Instant)>,
+    /// Idempotency key → the outcome of the vote made with it.
+    idempotency: HashMap<String, FirstOutcome>,
+    /// Table size at which expired records are next swept (doubles, so
+    /// sweeping stays amortised O(1) per vote).
+    sweep_at: usize,
 }
+
+/// What an idempotency key replays: the counts and version right after its
+/// vote (the poll's text never changes, so it is not copied per record).
+struct FirstOutcome {
+    option: u32,
+    version: u64,
+    counts: Box<[u64]>,
+    expires: Instant,
+}
+
+/// Fewest records before expired ones are swept.
+const MIN_SWEEP: usize = 1024;
 
 impl Record {
     fn results(&self, id: &PollId) -> Results {
+        self.results_with(id, self.closed, self.version, &self.counts)
+    }
+
+    fn results_with(&self, id: &PollId, closed: bool, version: u64, counts: &[u64]) -> Results {
         Results::new(
             id,
             &self.question,
             self.vote_limit,
-            self.closed,
-            self.version,
+            closed,
+            version,
             &self.options,
-            &self.counts,
+            counts,
         )
     }
 }
@@ -91,6 +110,7 @@ impl Store for MemoryStore {
             admin_token_sha256: c.admin_token_sha256.clone(),
             voters: Default::default(),
             idempotency: HashMap::new(),
+            sweep_at: MIN_SWEEP,
         };
         let results = record.results(&c.id);
         polls.by_id.insert(c.id.clone(), record);
@@ -128,11 +148,12 @@ impl Store for MemoryStore {
             return Err(VoteError::OptionNotFound);
         }
         if let Some(key) = &v.idempotency_key
-            && let Some((first_option, outcome, expires)) = record.idempotency.get(key.as_str())
-            && *expires > now
+            && let Some(first) = record.idempotency.get(key.as_str())
+            && first.expires > now
         {
-            return if *first_option == v.option {
-                Ok(outcome.clone())
+            return if first.option == v.option {
+                // A vote only counts on an open poll: its outcome was open.
+                Ok(record.results_with(&v.poll, false, first.version, &first.counts))
             } else {
                 Err(VoteError::IdempotencyKeyReused)
             };
@@ -146,14 +167,17 @@ impl Store for MemoryStore {
         record.version += 1;
         let results = record.results(&v.poll);
         if let Some(key) = &v.idempotency_key {
-            if record.idempotency.len() >= 1024 {
-                record.idempotency.retain(|_, (_, _, exp)| *exp > now);
+            if record.idempotency.len() >= record.sweep_at {
+                record.idempotency.retain(|_, first| first.expires > now);
+                record.sweep_at = (record.idempotency.len() * 2).max(MIN_SWEEP);
             }
-            let expires = now + Duration::from_secs(IDEMPOTENCY_TTL_SECS);
-            record.idempotency.insert(
-                key.as_str().to_owned(),
-                (v.option, results.clone(), expires),
-            );
+            let first = FirstOutcome {
+                option: v.option,
+                version: record.version,
+                counts: record.counts.clone().into_boxed_slice(),
+                expires: now + Duration::from_secs(IDEMPOTENCY_TTL_SECS),
+            };
+            record.idempotency.insert(key.as_str().to_owned(), first);
         }
         Ok(results)
     }

@@ -22,30 +22,84 @@ local function exists()
   return redis.call('EXISTS', poll_key) == 1
 end
 
--- The results object of the API, as JSON.
-local function results_json()
-  local poll = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit', 'closed')
-  local labels = cjson.decode(poll[2])
+-- The poll's hash, read once; nil when the poll does not exist.
+local function read_poll()
+  local p = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit', 'closed', 'created_at')
+  if not p[2] then
+    return nil
+  end
+  return {
+    question = p[1],
+    labels = cjson.decode(p[2]),
+    vote_limit = p[3],
+    closed = p[4] == '1',
+    created_at = p[5],
+  }
+end
+
+-- The current count of each option, in option order.
+local function current_counts(n)
   local fields = {}
-  for i = 1, #labels do
+  for i = 1, n do
     fields[i] = tostring(i - 1)
   end
-  local counts = redis.call('HMGET', votes_key, unpack(fields))
+  local raw = redis.call('HMGET', votes_key, unpack(fields))
+  local counts = {}
+  for i = 1, n do
+    counts[i] = tonumber(raw[i]) or 0
+  end
+  return counts
+end
+
+-- The results object of the API, as JSON, for the given counts and version.
+local function encode(poll, counts, version, closed)
   local options, total = {}, 0
-  for i = 1, #labels do
-    local votes = tonumber(counts[i]) or 0
+  for i = 1, #poll.labels do
+    local votes = counts[i] or 0
     total = total + votes
-    options[i] = { id = i - 1, label = labels[i], votes = votes }
+    options[i] = { id = i - 1, label = poll.labels[i], votes = votes }
   end
   return cjson.encode({
     id = id,
-    question = poll[1],
-    vote_limit = poll[3],
-    closed = poll[4] == '1',
-    version = tonumber(redis.call('GET', version_key)) or 0,
+    question = poll.question,
+    vote_limit = poll.vote_limit,
+    closed = closed,
+    version = version,
     total = total,
     options = options,
   })
+end
+
+-- The current results, as JSON.
+local function results_json(poll)
+  poll = poll or read_poll()
+  local version = tonumber(redis.call('GET', version_key)) or 0
+  return encode(poll, current_counts(#poll.labels), version, poll.closed)
+end
+
+-- An idempotency record is "created_at,option,version,count0,count1,…": the
+-- outcome of the vote without the poll's text, which never changes, so a
+-- record costs tens of bytes however long the question and labels are.
+local function record_of(poll, option, version, counts)
+  return poll.created_at .. ',' .. option .. ',' .. version .. ',' .. table.concat(counts, ',')
+end
+
+-- The first outcome a record stands for, or nil when it was left by a
+-- deleted poll of the same id; the second value is the record's option.
+local function replay(poll, record)
+  local fields = {}
+  for field in string.gmatch(record, '[^,]+') do
+    fields[#fields + 1] = field
+  end
+  if fields[1] ~= poll.created_at then
+    return nil
+  end
+  local counts = {}
+  for i = 4, #fields do
+    counts[#counts + 1] = tonumber(fields[i])
+  end
+  -- A vote is only counted on an open poll, so its outcome was open.
+  return encode(poll, counts, tonumber(fields[3]), false), fields[2]
 end
 
 local ops = {}
@@ -78,41 +132,40 @@ end
 -- ARGV[4] option index, [5] voter id, [6] idempotency record TTL (seconds).
 -- Checks in the order of the memory store: poll, closed, option, key, voter.
 function ops.vote()
-  if not exists() then
+  local poll = read_poll()
+  if not poll then
     return { 'err', 'poll_not_found' }
   end
-  local poll = redis.call('HMGET', poll_key, 'closed', 'vote_limit', 'created_at')
-  if poll[1] == '1' then
+  if poll.closed then
     return { 'err', 'poll_closed' }
   end
   local option = ARGV[4]
-  if redis.call('HEXISTS', votes_key, option) == 0 then
+  if tonumber(option) >= #poll.labels then
     return { 'err', 'option_not_found' }
   end
   local idem_key = KEYS[5]
   if idem_key then
     local stored = redis.call('GET', idem_key)
     if stored then
-      local record = cjson.decode(stored)
-      -- A record left by a deleted poll of the same id does not count.
-      if record.poll_created_at == poll[3] then
-        if record.option ~= option then
+      local first, first_option = replay(poll, stored)
+      if first then
+        if first_option ~= option then
           return { 'err', 'idempotency_key_reused' }
         end
-        return { 'ok', record.results }
+        return { 'ok', first }
       end
     end
   end
-  if poll[2] == 'one_per_voter' and redis.call('SADD', voters_key, ARGV[5]) == 0 then
+  if poll.vote_limit == 'one_per_voter' and redis.call('SADD', voters_key, ARGV[5]) == 0 then
     return { 'err', 'already_voted' }
   end
   redis.call('HINCRBY', votes_key, option, 1)
-  redis.call('INCR', version_key)
-  local results = results_json()
+  local version = redis.call('INCR', version_key)
+  local counts = current_counts(#poll.labels)
+  local results = encode(poll, counts, version, false)
   redis.call('PUBLISH', channel, results)
   if idem_key then
-    local record = cjson.encode({ option = option, poll_created_at = poll[3], results = results })
-    redis.call('SET', idem_key, record, 'EX', ARGV[6])
+    redis.call('SET', idem_key, record_of(poll, option, version, counts), 'EX', ARGV[6])
   end
   return { 'ok', results }
 end

@@ -31,6 +31,10 @@ use crate::store::Vote;
 
 /// Largest message a client may send (after reassembly of fragments).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// What each connection reserves for reading. Clients send a few small
+/// votes, so a small buffer (it grows for a larger message) keeps an idle
+/// follower cheap; tungstenite's default is 128 KiB.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Close codes this server sends.
 mod close_code {
@@ -104,7 +108,7 @@ pub async fn upgrade(
         client,
     };
     Ok(ws
-        .read_buffer_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)

@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "TALLY_MAX_FOLLOWERS", default_value_t = 50_000)]
     pub max_followers: usize,
 
+    /// Most updates per second sent to one WebSocket or SSE follower of a hot
+    /// poll (0 = every version); paced followers always end on the newest.
+    #[arg(long, env = "TALLY_MAX_UPDATE_RATE", default_value_t = 0)]
+    pub max_update_rate: u32,
+
     /// Votes per second allowed per client address (0 = no limit).
     #[arg(long, env = "TALLY_VOTE_RATE", default_value_t = 0)]
     pub vote_rate: u32,

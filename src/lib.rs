@@ -78,7 +78,13 @@ impl Application {
                 (store, Some(feed))
             }
         };
-        let service = Service::new(store, hub, feed, config.max_followers);
+        let service = Service::new(
+            store,
+            hub,
+            feed,
+            config.max_followers,
+            config.max_update_rate,
+        );
         let demo_pending = config.demo
             && service
                 .ensure_demo(config.demo_admin_token.as_deref())

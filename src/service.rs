@@ -5,10 +5,11 @@
 //! the same rules and updates the same followers.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
@@ -56,12 +57,28 @@ pub struct Following {
     _permit: OwnedSemaphorePermit,
     _gauge: FollowerGauge,
     transport: Transport,
+    /// Shortest time between two updates to this follower, when paced.
+    pace: Option<Duration>,
+    /// When the next update may go out (paced followers only).
+    next_allowed: Option<Instant>,
 }
 
 impl Following {
-    /// Counts one update sent to this follower.
-    pub fn delivered(&self) {
+    /// Counts one update sent to this follower and starts its pacing gap.
+    pub fn delivered(&mut self) {
         metrics::delivered(self.transport);
+        self.next_allowed = self.pace.map(|gap| Instant::now() + gap);
+    }
+
+    /// Waits for an event newer than the last one read — no sooner than
+    /// the pacing allows, so a hot poll sends a paced follower at most one
+    /// update per gap, always the newest. Cancel-safe: the deadline lives
+    /// in `self`, and the watch wait is itself cancel-safe.
+    pub async fn next(&mut self) -> Option<PollEvent> {
+        if let Some(at) = self.next_allowed {
+            tokio::time::sleep_until(at).await;
+        }
+        self.follower.next().await
     }
 }
 
@@ -74,6 +91,9 @@ pub struct Service {
     hub: Arc<Hub>,
     feed: Option<Arc<dyn ChangeFeed>>,
     followers: Arc<Semaphore>,
+    /// Shortest gap between two updates to one follower; `None` sends
+    /// every version to a follower that keeps up.
+    pace: Option<Duration>,
 }
 
 fn now_ms() -> u64 {
@@ -89,12 +109,15 @@ impl Service {
         hub: Arc<Hub>,
         feed: Option<Arc<dyn ChangeFeed>>,
         max_followers: usize,
+        max_updates_per_second: u32,
     ) -> Self {
         Self {
             store,
             hub,
             feed,
             followers: Arc::new(Semaphore::new(max_followers)),
+            pace: (max_updates_per_second > 0)
+                .then(|| Duration::from_secs_f64(1.0 / f64::from(max_updates_per_second))),
         }
     }
 
@@ -225,6 +248,8 @@ impl Service {
             _permit: permit,
             _gauge: FollowerGauge::new(transport),
             transport,
+            pace: self.pace,
+            next_allowed: None,
         })
     }
 

@@ -91,7 +91,7 @@ pub async fn changes(
             _ => {}
         }
         tokio::select! {
-            next = following.follower.next() => match next {
+            next = following.next() => match next {
                 Some(next) => event = Some(next),
                 None => return Err(Error::ShuttingDown),
             },

@@ -105,7 +105,7 @@ fn event_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallib
                 _ => {}
             }
             tokio::select! {
-                next = st.following.follower.next() => match next {
+                next = st.following.next() => match next {
                     Some(next) => event = Some(next),
                     None => return None,
                 },

@@ -175,7 +175,7 @@ impl Connection {
                 _ => {}
             }
             tokio::select! {
-                next = self.following.follower.next() => match next {
+                next = self.following.next() => match next {
                     Some(next) => event = Some(next),
                     None => return End::Close(close_code::GOING_AWAY, "poll unavailable"),
                 },

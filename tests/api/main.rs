@@ -12,6 +12,7 @@ mod load_balancer;
 mod longpoll;
 mod openapi;
 mod ops;
+mod pacing;
 mod pages;
 mod polls;
 mod process;

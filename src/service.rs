@@ -56,7 +56,7 @@ pub struct Following {
     pub follower: Follower,
     _permit: OwnedSemaphorePermit,
     _gauge: FollowerGauge,
-    transport: Transport,
+    deliveries: ::metrics::Counter,
     /// Shortest time between two updates to this follower, when paced.
     pace: Option<Duration>,
     /// When the next update may go out (paced followers only).
@@ -66,7 +66,7 @@ pub struct Following {
 impl Following {
     /// Counts one update sent to this follower and starts its pacing gap.
     pub fn delivered(&mut self) {
-        metrics::delivered(self.transport);
+        self.deliveries.increment(1);
         self.next_allowed = self.pace.map(|gap| Instant::now() + gap);
     }
 
@@ -247,7 +247,7 @@ impl Service {
             follower,
             _permit: permit,
             _gauge: FollowerGauge::new(transport),
-            transport,
+            deliveries: metrics::deliveries(transport),
             pace: self.pace,
             next_allowed: None,
         })

@@ -875,3 +875,37 @@ pub async fn redis_clients(
         })
         .collect()
 }
+
+/// `n` instances named app0, app1, … on one backend, each ready.
+pub async fn ready_instances(backend: &Backend, n: usize) -> Vec<TestApp> {
+    let mut apps = Vec::new();
+    for i in 0..n {
+        let app = spawn_app_with(backend, |c| c.instance_id = Some(format!("app{i}"))).await;
+        wait_until_ready(&app).await;
+        apps.push(app);
+    }
+    apps
+}
+
+impl TestRedis {
+    /// A poll's counts (in option order) and version as Redis holds them:
+    /// the truth every follower and every acknowledged vote is checked
+    /// against.
+    pub async fn tally(&self, id: &str) -> (Vec<u64>, u64) {
+        use redis::AsyncCommands;
+        let mut conn = self.conn().await;
+        let votes: std::collections::HashMap<String, u64> = conn
+            .hgetall(format!("tally:poll:{{{id}}}:votes"))
+            .await
+            .expect("HGETALL votes");
+        let version: u64 = conn
+            .get(format!("tally:poll:{{{id}}}:version"))
+            .await
+            .expect("GET version");
+        let mut counts = vec![0; votes.len()];
+        for (option, n) in votes {
+            counts[option.parse::<usize>().expect("option index")] = n;
+        }
+        (counts, version)
+    }
+}

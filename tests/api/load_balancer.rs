@@ -94,18 +94,6 @@ impl Drop for Haproxy {
     }
 }
 
-/// Three instances named i0, i1, i2 on one fresh Redis, all ready.
-async fn three_instances() -> Vec<TestApp> {
-    let backend = Backend::redis().await;
-    let mut apps = Vec::new();
-    for n in 0..3 {
-        let app = spawn_app_with(&backend, |c| c.instance_id = Some(format!("i{n}"))).await;
-        wait_until_ready(&app).await;
-        apps.push(app);
-    }
-    apps
-}
-
 async fn create_unlimited_poll(base: &str) -> String {
     let body = json!({"question": "Behind a balancer?", "options": ["a", "b", "c"], "vote_limit": "unlimited"});
     let res = send(
@@ -138,7 +126,7 @@ async fn ws_until_total(ws: &mut WsClient, total_wanted: u64) -> Value {
 
 #[tokio::test]
 async fn followers_through_haproxy_see_every_vote_cast_on_any_instance() {
-    let apps = three_instances().await;
+    let apps = ready_instances(&Backend::redis().await, 3).await;
     let lb = Haproxy::start(&apps.iter().map(|a| a.addr).collect::<Vec<_>>()).await;
     let base = lb.base();
     let id = create_unlimited_poll(&base).await;
@@ -219,7 +207,7 @@ async fn followers_through_haproxy_see_every_vote_cast_on_any_instance() {
 
 #[tokio::test]
 async fn a_stopped_instance_is_taken_out_and_its_followers_come_back_through_haproxy() {
-    let mut apps = three_instances().await;
+    let mut apps = ready_instances(&Backend::redis().await, 3).await;
     let lb = Haproxy::start(&apps.iter().map(|a| a.addr).collect::<Vec<_>>()).await;
     let base = lb.base();
     let id = create_unlimited_poll(&base).await;
@@ -237,9 +225,12 @@ async fn a_stopped_instance_is_taken_out_and_its_followers_come_back_through_hap
             .to_owned();
         followers.push((instance, WsClient { stream }));
     }
-    assert!(followers.iter().any(|(i, _)| i == "i0"), "a follower on i0");
+    assert!(
+        followers.iter().any(|(i, _)| i == "app0"),
+        "a follower on app0"
+    );
 
-    // Votes flow while i0 stops; a vote whose answer is lost is retried
+    // Votes flow while app0 stops; a vote whose answer is lost is retried
     // with the same key, so each key counts exactly once.
     let voting = {
         let base = base.clone();
@@ -268,15 +259,15 @@ async fn a_stopped_instance_is_taken_out_and_its_followers_come_back_through_hap
     };
     apps[0].stop().await;
 
-    // The followers of i0 were closed with 1001 ("go elsewhere"); they
-    // reconnect through haproxy, which no longer sends them to i0.
+    // The followers of app0 were closed with 1001 ("go elsewhere"); they
+    // reconnect through haproxy, which no longer sends them to app0.
     for (instance, ws) in &mut followers {
-        if instance != "i0" {
+        if instance != "app0" {
             continue;
         }
         loop {
             match within(
-                "close from i0",
+                "close from app0",
                 futures_util::StreamExt::next(&mut ws.stream),
             )
             .await
@@ -297,7 +288,7 @@ async fn a_stopped_instance_is_taken_out_and_its_followers_come_back_through_hap
             .unwrap()
             .to_owned();
         assert_ne!(
-            now, "i0",
+            now, "app0",
             "haproxy sent a follower back to the stopped instance"
         );
         *instance = now;

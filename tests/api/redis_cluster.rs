@@ -17,16 +17,6 @@ type Seen = Vec<(u64, Vec<u64>)>;
 /// The bound on a whole load phase (many waits of at most [`WAIT`] each).
 const LOAD_WAIT: Duration = Duration::from_secs(60);
 
-async fn instances(backend: &Backend, n: usize) -> Vec<TestApp> {
-    let mut apps = Vec::new();
-    for i in 0..n {
-        let app = spawn_app_with(backend, |c| c.instance_id = Some(format!("app{i}"))).await;
-        wait_until_ready(&app).await;
-        apps.push(app);
-    }
-    apps
-}
-
 fn seen_of(results: &Value) -> (u64, Vec<u64>) {
     (
         results["version"].as_u64().expect("version"),
@@ -139,29 +129,12 @@ async fn followers_everywhere(apps: &[TestApp], id: &str, until: u64) -> Vec<Joi
     all
 }
 
-async fn redis_votes(redis: &TestRedis, id: &str) -> (Vec<u64>, u64) {
-    let mut conn = redis.conn().await;
-    let votes: HashMap<String, u64> = conn
-        .hgetall(format!("tally:poll:{{{id}}}:votes"))
-        .await
-        .unwrap();
-    let version: u64 = conn
-        .get(format!("tally:poll:{{{id}}}:version"))
-        .await
-        .unwrap();
-    let mut counts = vec![0; votes.len()];
-    for (option, n) in votes {
-        counts[option.parse::<usize>().unwrap()] = n;
-    }
-    (counts, version)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_follower_on_every_instance_ends_on_the_exact_tally() {
     const VOTES: usize = 1000;
     let redis = TestRedis::start().await;
     let backend = Backend::Redis(redis.clone());
-    let apps = instances(&backend, 3).await;
+    let apps = ready_instances(&backend, 3).await;
     let (poll, _) = apps[0].create_poll(&["a", "b", "c"], "unlimited").await;
     let id = poll["id"].as_str().unwrap().to_owned();
     let followers = followers_everywhere(&apps, &id, VOTES as u64).await;
@@ -220,7 +193,7 @@ async fn every_follower_on_every_instance_ends_on_the_exact_tally() {
         );
         assert_eq!(seen.last().unwrap(), &(VOTES as u64, expected.clone()));
     }
-    assert_eq!(redis_votes(&redis, &id).await, (expected, VOTES as u64));
+    assert_eq!(redis.tally(&id).await, (expected, VOTES as u64));
 }
 
 #[tokio::test]
@@ -322,7 +295,7 @@ async fn redis_holds_the_documented_key_layout() {
 #[tokio::test]
 async fn text_survives_the_round_trip_through_lua_unchanged() {
     let backend = Backend::redis().await;
-    let apps = instances(&backend, 2).await;
+    let apps = ready_instances(&backend, 2).await;
     let question = "He said \"hi\" / <b>&amp;</b>\n\\ 😀 票";
     let options = ["明凯", "a/b", "\"quoted\"", "tab\there"];
     let res = within(
@@ -411,7 +384,7 @@ async fn redis_connections_stay_bounded_as_followers_grow() {
     const FOLLOWERS: usize = 200;
     let redis = TestRedis::start().await;
     let backend = Backend::Redis(redis.clone());
-    let apps = instances(&backend, 3).await;
+    let apps = ready_instances(&backend, 3).await;
     let mut conn = redis.conn().await;
     let before = instance_clients(&mut conn).await;
     assert_eq!(
@@ -469,7 +442,7 @@ async fn redis_connections_stay_bounded_as_followers_grow() {
 #[tokio::test]
 async fn one_vote_per_voter_holds_across_instances() {
     let backend = Backend::redis().await;
-    let apps = instances(&backend, 3).await;
+    let apps = ready_instances(&backend, 3).await;
     let (poll, _) = apps[0].create_poll(&["a", "b"], "one_per_voter").await;
     let id = poll["id"].as_str().unwrap();
     // One browser (one cookie jar) talking to every instance.
@@ -499,7 +472,7 @@ async fn one_vote_per_voter_holds_across_instances() {
 #[tokio::test]
 async fn close_and_delete_reach_followers_on_other_instances() {
     let backend = Backend::redis().await;
-    let apps = instances(&backend, 3).await;
+    let apps = ready_instances(&backend, 3).await;
     let (poll, token) = apps[0].create_poll(&["a", "b"], "unlimited").await;
     let id = poll["id"].as_str().unwrap();
     let mut ws = WsClient::connect(&apps[1].ws_url(&format!("/api/polls/{id}/ws"))).await;

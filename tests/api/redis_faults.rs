@@ -2,12 +2,10 @@
 //! pub/sub connections killed, an instance stopped under load. Nothing
 //! acknowledged is lost, nothing hangs, and followers end on the truth.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::AsyncCommands;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -15,34 +13,6 @@ use crate::helpers::*;
 
 /// How fast a vote must fail while Redis cannot answer (the timeout is 1 s).
 const FAIL_FAST: Duration = Duration::from_secs(2);
-
-async fn instances(backend: &Backend, n: usize) -> Vec<TestApp> {
-    let mut apps = Vec::new();
-    for i in 0..n {
-        let app = spawn_app_with(backend, |c| c.instance_id = Some(format!("app{i}"))).await;
-        wait_until_ready(&app).await;
-        apps.push(app);
-    }
-    apps
-}
-
-/// The poll's counts and version as Redis holds them.
-pub(crate) async fn truth(redis: &TestRedis, id: &str) -> (Vec<u64>, u64) {
-    let mut conn = redis.conn().await;
-    let votes: HashMap<String, u64> = conn
-        .hgetall(format!("tally:poll:{{{id}}}:votes"))
-        .await
-        .unwrap();
-    let version: u64 = conn
-        .get(format!("tally:poll:{{{id}}}:version"))
-        .await
-        .unwrap();
-    let mut counts = vec![0; votes.len()];
-    for (option, n) in votes {
-        counts[option.parse::<usize>().unwrap()] = n;
-    }
-    (counts, version)
-}
 
 /// Reads a WebSocket follower until it reports `version`; checks that the
 /// versions it sees strictly increase, and returns the last results.
@@ -112,7 +82,7 @@ async fn vote_while_down(app: &TestApp, id: &str, key: &str) -> (u16, Value, Str
 async fn redis_restart_fails_fast_then_resyncs_followers_without_reconnecting() {
     let redis = TestRedis::start_persistent().await;
     let backend = Backend::Redis(redis.clone());
-    let apps = instances(&backend, 2).await;
+    let apps = ready_instances(&backend, 2).await;
     let (poll, _) = apps[0].create_poll(&["a", "b"], "unlimited").await;
     let id = poll["id"].as_str().unwrap();
     let mut ws = WsClient::connect(&apps[0].ws_url(&format!("/api/polls/{id}/ws"))).await;
@@ -147,7 +117,7 @@ async fn redis_restart_fails_fast_then_resyncs_followers_without_reconnecting() 
         wait_until_ready(app).await;
     }
     cast(&apps, id, 20).await;
-    let (counts_now, version) = truth(&redis, id).await;
+    let (counts_now, version) = redis.tally(id).await;
     assert_eq!(version, 40, "every acknowledged vote survived the restart");
     // The same connections, never reopened, end on the truth.
     let last = ws_until(&mut ws, &mut ws_last, version).await;
@@ -160,7 +130,7 @@ async fn redis_restart_fails_fast_then_resyncs_followers_without_reconnecting() 
 async fn killed_pubsub_connections_reconnect_and_resync_missed_changes() {
     let redis = TestRedis::start().await;
     let backend = Backend::Redis(redis.clone());
-    let apps = instances(&backend, 2).await;
+    let apps = ready_instances(&backend, 2).await;
     let (poll, _) = apps[0].create_poll(&["a", "b"], "unlimited").await;
     let id = poll["id"].as_str().unwrap();
     let mut ws = WsClient::connect(&apps[1].ws_url(&format!("/api/polls/{id}/ws"))).await;
@@ -261,7 +231,7 @@ async fn votes_fail_fast_while_redis_is_paused_and_a_retry_counts_once() {
     })
     .await;
     assert_eq!(counts(&replayed["results"]), vec![1, 0]);
-    assert_eq!(truth(&redis, id).await, (vec![1, 0], 1));
+    assert_eq!(redis.tally(id).await, (vec![1, 0], 1));
     wait_until_ready(&app).await;
 }
 
@@ -271,7 +241,7 @@ async fn an_instance_stopped_mid_load_loses_no_acknowledged_vote() {
     const VOTES_EACH: usize = 40;
     let redis = TestRedis::start().await;
     let backend = Backend::Redis(redis.clone());
-    let mut apps = instances(&backend, 3).await;
+    let mut apps = ready_instances(&backend, 3).await;
     let (poll, _) = apps[0].create_poll(&["a", "b"], "unlimited").await;
     let id = poll["id"].as_str().unwrap().to_owned();
 
@@ -321,7 +291,7 @@ async fn an_instance_stopped_mid_load_loses_no_acknowledged_vote() {
     let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     assert!(failed > 0, "the stopped instance refused votes");
     assert_eq!(ok + failed, (WORKERS * VOTES_EACH) as u64);
-    let (counts, version) = truth(&redis, &id).await;
+    let (counts, version) = redis.tally(&id).await;
     assert_eq!(version, ok, "exactly the acknowledged votes were counted");
     assert_eq!(counts.iter().sum::<u64>(), ok);
 

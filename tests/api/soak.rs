@@ -24,7 +24,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 use crate::process::TallyProcess;
-use crate::redis_faults::truth;
 
 const INSTANCES: usize = 3;
 const POLLS: usize = 2;
@@ -142,7 +141,7 @@ async fn soak_three_instances_four_transports_nothing_lost_or_doubled() {
         for option in ledger.acked[p].values() {
             expected[*option as usize] += 1;
         }
-        let (counts, version) = truth(&redis, id).await;
+        let (counts, version) = redis.tally(id).await;
         assert_eq!(
             counts, expected,
             "poll {p}: Redis against the acknowledged keys"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::redis_faults::{sse_until, truth, ws_until};
+use crate::redis_faults::{sse_until, ws_until};
 
 /// Casts `n` concurrent keyed votes (`paused-{i}`) while Redis is paused:
 /// each must answer 503 `store_unavailable` within the Redis timeout plus
@@ -114,7 +114,7 @@ async fn a_paused_redis_fails_concurrent_votes_fast_and_recovers_by_itself() {
             .await;
         assert_eq!(status, 200, "retry {i}: {body}");
     }
-    let (in_redis, version) = truth(&redis, &id).await;
+    let (in_redis, version) = redis.tally(&id).await;
     let expected_total = CONCURRENT as u64 + 1;
     assert_eq!(in_redis.iter().sum::<u64>(), expected_total);
     assert_eq!(version, expected_total);

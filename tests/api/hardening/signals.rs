@@ -10,7 +10,6 @@ use tokio::sync::Notify;
 
 use crate::helpers::*;
 use crate::process::TallyProcess;
-use crate::redis_faults::truth;
 
 /// Votes back to back through `base` until a vote fails or `stop`; counts
 /// the 200s.
@@ -118,7 +117,7 @@ async fn sigterm_under_load_drains_and_loses_no_acknowledged_vote() {
     }
 
     let acknowledged = ok.load(Ordering::SeqCst);
-    let (counts, version) = truth(&redis, &id).await;
+    let (counts, version) = redis.tally(&id).await;
     assert_eq!(
         counts.iter().sum::<u64>(),
         acknowledged,
@@ -226,7 +225,7 @@ async fn sigkill_mid_burst_then_retries_elsewhere_count_every_vote_exactly_once(
     let mut outcomes = burst_then_kill(&mut a, &id).await;
     let acked_by_a = outcomes.acked.len() as u64;
     assert!(!outcomes.unseen.is_empty(), "the kill hit the burst");
-    let (counted_before_retry, _) = truth(&redis, &id).await;
+    let (counted_before_retry, _) = redis.tally(&id).await;
     retry_unseen(&b.base, &id, &mut outcomes).await;
     // A client that sends again a vote it did see answered counts nothing
     // either: this holds whether or not the kill left such votes behind.
@@ -245,7 +244,7 @@ async fn sigkill_mid_burst_then_retries_elsewhere_count_every_vote_exactly_once(
     for option in outcomes.acked.values() {
         expected[*option as usize] += 1;
     }
-    let (counts, version) = truth(&redis, &id).await;
+    let (counts, version) = redis.tally(&id).await;
     assert_eq!(
         counts, expected,
         "one vote per key: nothing lost, nothing doubled"

@@ -109,6 +109,16 @@ fn reached(target: &watch::Receiver<Option<u64>>, version: u64) -> bool {
     target.borrow().is_some_and(|t| version >= t)
 }
 
+/// Where and how one follower connects.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    shared: &'a Shared,
+    target: &'a Target,
+    source: Option<IpAddr>,
+    poll_id: &'a str,
+    control: &'a Control,
+}
+
 /// Runs one follower until it reaches the target version or is cancelled.
 pub async fn run(
     shared: Arc<Shared>,
@@ -124,51 +134,18 @@ pub async fn run(
         acks,
         ready: Arc::clone(&control.ready),
     };
+    let ctx = Ctx {
+        shared: &shared,
+        target: &target_instance,
+        source,
+        poll_id: &poll_id,
+        control: &control,
+    };
     let result = match shared.transport {
-        Transport::Ws => {
-            ws(
-                &shared,
-                &target_instance,
-                source,
-                &poll_id,
-                &control,
-                &mut seen,
-            )
-            .await
-        }
-        Transport::Sse => {
-            sse(
-                &shared,
-                &target_instance,
-                source,
-                &poll_id,
-                &control,
-                &mut seen,
-            )
-            .await
-        }
-        Transport::Longpoll => {
-            longpoll(
-                &shared,
-                &target_instance,
-                source,
-                &poll_id,
-                &control,
-                &mut seen,
-            )
-            .await
-        }
-        Transport::Poll => {
-            poll(
-                &shared,
-                &target_instance,
-                source,
-                &poll_id,
-                &control,
-                &mut seen,
-            )
-            .await
-        }
+        Transport::Ws => ws(&ctx, &mut seen).await,
+        Transport::Sse => sse(&ctx, &mut seen).await,
+        Transport::Longpoll => longpoll(&ctx, &mut seen).await,
+        Transport::Poll => poll(&ctx, &mut seen).await,
     };
     seen.local.flush();
     if let Err(e) = result {
@@ -177,14 +154,14 @@ pub async fn run(
     seen.outcome
 }
 
-async fn ws(
-    shared: &Shared,
-    target: &Target,
-    source: Option<IpAddr>,
-    poll_id: &str,
-    control: &Control,
-    seen: &mut Seen,
-) -> anyhow::Result<()> {
+async fn ws(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let Ctx {
+        shared,
+        target,
+        source,
+        poll_id,
+        control,
+    } = *ctx;
     let stream = net::connect(target, source, &shared.counters).await?;
     let url = format!("ws://{}/api/polls/{poll_id}/ws", target.host);
     // Small buffers: the bench holds tens of thousands of these.
@@ -219,14 +196,14 @@ async fn ws(
     Ok(())
 }
 
-async fn sse(
-    shared: &Shared,
-    target: &Target,
-    source: Option<IpAddr>,
-    poll_id: &str,
-    control: &Control,
-    seen: &mut Seen,
-) -> anyhow::Result<()> {
+async fn sse(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let Ctx {
+        shared,
+        target,
+        source,
+        poll_id,
+        control,
+    } = *ctx;
     let mut http = Http::open(target, source, &shared.counters).await?;
     let path = format!("/api/polls/{poll_id}/events");
     let res = http
@@ -283,14 +260,14 @@ fn sse_results_data(event: &Bytes) -> Option<Bytes> {
     if is_results { data } else { None }
 }
 
-async fn longpoll(
-    shared: &Shared,
-    target: &Target,
-    source: Option<IpAddr>,
-    poll_id: &str,
-    control: &Control,
-    seen: &mut Seen,
-) -> anyhow::Result<()> {
+async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let Ctx {
+        shared,
+        target,
+        source,
+        poll_id,
+        control,
+    } = *ctx;
     let mut http = Http::open(target, source, &shared.counters).await?;
     let (status, _, body) = http
         .fetch(Method::GET, &format!("/api/polls/{poll_id}"), &[], None)
@@ -322,14 +299,14 @@ async fn longpoll(
     Ok(())
 }
 
-async fn poll(
-    shared: &Shared,
-    target: &Target,
-    source: Option<IpAddr>,
-    poll_id: &str,
-    control: &Control,
-    seen: &mut Seen,
-) -> anyhow::Result<()> {
+async fn poll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let Ctx {
+        shared,
+        target,
+        source,
+        poll_id,
+        control,
+    } = *ctx;
     let mut http = Http::open(target, source, &shared.counters).await?;
     let path = format!("/api/polls/{poll_id}");
     // Start at a random phase so pollers do not all ask at once.

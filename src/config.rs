@@ -3,6 +3,8 @@
 //! Docker Compose and in Kubernetes.
 
 use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
@@ -13,6 +15,14 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// An address (a range of one) or a CIDR range.
+fn ip_or_range(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is neither an IP address nor a CIDR range"))
 }
 
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
@@ -80,9 +90,10 @@ pub struct Config {
     #[arg(long, env = "TALLY_VOTE_RATE", default_value_t = 0)]
     pub vote_rate: u32,
 
-    /// Peers whose X-Forwarded-For is believed (the load balancers), comma-separated IPs.
-    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers whose X-Forwarded-For is believed (the load balancers): comma-separated
+    /// IPs or CIDR ranges, e.g. `10.0.0.5,172.16.0.0/12`.
+    #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_or_range)]
+    pub trusted_proxies: Vec<IpNet>,
 
     /// Longest a client may take to send a request's headers (slowloris guard).
     #[arg(long, env = "TALLY_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]

@@ -10,18 +10,19 @@ use std::num::NonZeroU32;
 
 use axum::http::HeaderMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 
 use crate::error::Error;
 
 /// The vote rate limiter of one instance.
 pub struct VoteLimiter {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl VoteLimiter {
     /// `per_second` votes per client per second (bursts of as many); 0 = off.
-    pub fn new(per_second: u32, trusted_proxies: Vec<IpAddr>) -> Self {
+    pub fn new(per_second: u32, trusted_proxies: Vec<IpNet>) -> Self {
         let limiter = NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n)));
         Self {
             limiter,
@@ -33,7 +34,7 @@ impl VoteLimiter {
     /// `X-Forwarded-For` when the peer is a trusted proxy.
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.ip();
-        if !self.trusted_proxies.contains(&peer) {
+        if !self.is_trusted(&peer) {
             return peer;
         }
         let hops: Vec<IpAddr> = headers
@@ -45,10 +46,14 @@ impl VoteLimiter {
             .collect();
         hops.iter()
             .rev()
-            .find(|ip| !self.trusted_proxies.contains(ip))
+            .find(|ip| !self.is_trusted(ip))
             .or(hops.first())
             .copied()
             .unwrap_or(peer)
+    }
+
+    fn is_trusted(&self, ip: &IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 
     /// Takes one vote from the client's allowance, or refuses with 429.
@@ -86,7 +91,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        let limiter = VoteLimiter::new(1, vec![proxy]);
+        let limiter = VoteLimiter::new(1, vec![IpNet::from(proxy)]);
         let from_proxy = SocketAddr::new(proxy, 1234);
         let from_client = "192.0.2.7:999".parse().unwrap();
         let h = xff("198.51.100.1, 203.0.113.9");
@@ -99,6 +104,22 @@ mod tests {
             "192.0.2.7".parse::<IpAddr>().unwrap()
         );
         assert_eq!(limiter.client_ip(from_proxy, &HeaderMap::new()), proxy);
+    }
+
+    #[test]
+    fn a_trusted_range_covers_every_proxy_in_it() {
+        let limiter = VoteLimiter::new(1, vec!["172.16.0.0/12".parse().unwrap()]);
+        let h = xff("198.51.100.1, 172.18.0.7");
+        let peer = "172.18.0.9:80".parse().unwrap();
+        assert_eq!(
+            limiter.client_ip(peer, &h),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        let outside = "192.0.2.1:80".parse().unwrap();
+        assert_eq!(
+            limiter.client_ip(outside, &h),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     // The test client connects from 127.0.0.1; trust it as the proxy.
     let app = spawn_app_with(&Backend::Memory, |c| {
         c.vote_rate = 1;
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let (poll, _) = app.create_poll(&["a", "b"], "unlimited").await;

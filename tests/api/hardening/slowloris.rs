@@ -97,8 +97,11 @@ async fn slowloris_clients_are_cut_off_at_the_header_timeout_while_others_are_se
         let closed = end
             .closed_after
             .unwrap_or_else(|| panic!("slow client {i} still connected after {GIVE_UP:?}"));
+        // The server's clock starts at accept, the client's at connect: allow
+        // a little slack below the timeout (timer granularity), none far off.
         assert!(
-            closed >= HEADER_TIMEOUT && closed < HEADER_TIMEOUT + Duration::from_secs(2),
+            closed >= HEADER_TIMEOUT - Duration::from_millis(100)
+                && closed < HEADER_TIMEOUT + Duration::from_secs(2),
             "slow client {i} cut off after {closed:?} (header timeout {HEADER_TIMEOUT:?})"
         );
         assert_eq!(end.received, 0, "slow client {i} got a response");

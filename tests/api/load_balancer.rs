@@ -22,7 +22,6 @@ impl Haproxy {
     /// `/readyz` as the deployment's config has, and waits until it serves.
     async fn start(backends: &[SocketAddr]) -> Self {
         let port = free_port();
-        let dir = tempfile::tempdir().expect("temp dir");
         let servers: String = backends
             .iter()
             .enumerate()
@@ -49,6 +48,23 @@ backend app
     default-server inter 200ms fastinter 100ms downinter 200ms fall 1 rise 1
 {servers}"
         );
+        Self::run(port, &config).await
+    }
+
+    /// Starts the repository's own `deploy/haproxy-local.cfg`, its ports
+    /// (8080 in front, 8081–8083 behind) moved to free ones and `backends`.
+    async fn start_shipped_local(backends: &[SocketAddr; 3]) -> Self {
+        let port = free_port();
+        let mut config = include_str!("../../deploy/haproxy-local.cfg")
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        for (i, backend) in backends.iter().enumerate() {
+            config = config.replace(&format!("127.0.0.1:808{}", i + 1), &backend.to_string());
+        }
+        Self::run(port, &config).await
+    }
+
+    async fn run(port: u16, config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, config).expect("write haproxy config");
         let child = Command::new("haproxy")
@@ -301,4 +317,41 @@ async fn a_stopped_instance_is_taken_out_and_its_followers_come_back_through_hap
     for (_, ws) in &mut followers {
         assert_eq!(counts(&ws_until_total(ws, 120).await), counts(&truth));
     }
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_dodge_the_vote_limit_behind_the_shipped_haproxy() {
+    // haproxy reaches the instances from 127.0.0.1: that is the trusted proxy.
+    let backend = Backend::Memory;
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(
+            spawn_app_with(&backend, |c| {
+                c.vote_rate = 1;
+                c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            })
+            .await,
+        );
+    }
+    let lb = Haproxy::start_shipped_local(&[apps[0].addr, apps[1].addr, apps[2].addr]).await;
+    let url = format!("{}/api/polls/lpl/votes", lb.base());
+    let client = client();
+    let mut statuses = Vec::new();
+    for n in 0..9 {
+        // A different forged address each time: if the instances believed
+        // it, every vote would count as a new client's first.
+        let req = client
+            .post(&url)
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .json(&json!({"option": 0}));
+        statuses.push(send("vote through haproxy", req).await.status().as_u16());
+    }
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    // One vote per second per instance: at most three (one per instance,
+    // plus one more should a second pass on a slow machine) get through.
+    assert!(
+        accepted <= 4,
+        "forged addresses dodged the limit: {statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
 }

@@ -62,6 +62,13 @@ enum Change {
     Results(Results),
 }
 
+/// The two fields of a results message that decide whether it is news.
+#[derive(Deserialize)]
+struct Head {
+    id: String,
+    version: Option<u64>,
+}
+
 /// Whether the bus is caught up, and when it last heard itself.
 #[derive(Default)]
 struct Liveness {
@@ -312,6 +319,17 @@ impl Shared {
 
     /// Hands one message from a poll's channel to the hub.
     fn deliver(&self, payload: &[u8]) {
+        // Every instance hears every vote on the polls it follows, its own
+        // included: read just the id and version first, and decode the
+        // whole results only when the hub would keep them.
+        if let Ok(Head {
+            id,
+            version: Some(version),
+        }) = serde_json::from_slice::<Head>(payload)
+            && !self.hub.wants(&id, version)
+        {
+            return;
+        }
         match serde_json::from_slice::<Change>(payload) {
             Ok(Change::Results(results)) => self.hub.offer(&Snapshot::new(results)),
             Ok(Change::Deleted { deleted: true, id }) => match PollId::parse(&id) {

@@ -103,6 +103,20 @@ impl Hub {
         });
     }
 
+    /// Whether results of `id` at `version` would reach anyone here: the
+    /// poll has local followers and nothing as new yet. Lets the bus skip
+    /// decoding messages that [`Self::offer`] would drop anyway (another
+    /// instance's echo of this instance's own votes, say).
+    pub fn wants(&self, id: &str, version: u64) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|channel| match &*channel.tx.borrow() {
+                None => true,
+                Some(PollEvent::Deleted) => false,
+                Some(PollEvent::Results(cur)) => version > cur.version(),
+            })
+    }
+
     /// Tells every follower of `id` that the poll is gone.
     pub fn offer_deleted(&self, id: &PollId) {
         if let Some(channel) = self.lock().get(id) {
@@ -228,6 +242,20 @@ mod tests {
         drop(b);
         assert!(!hub.is_followed(&id));
         assert_eq!(rx.try_recv().unwrap(), id);
+    }
+
+    #[tokio::test]
+    async fn only_newer_results_of_followed_polls_are_wanted() {
+        let hub = Hub::new();
+        assert!(!hub.wants("p", 1), "nobody follows p");
+        let id = PollId::parse("p").unwrap();
+        let (_f, _) = hub.join(&id);
+        assert!(hub.wants("p", 1), "no results yet");
+        hub.offer(&snap(3));
+        assert!(!hub.wants("p", 3));
+        assert!(hub.wants("p", 4));
+        hub.offer_deleted(&id);
+        assert!(!hub.wants("p", 9));
     }
 
     #[tokio::test]

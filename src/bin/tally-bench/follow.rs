@@ -283,17 +283,30 @@ async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
             "/api/polls/{poll_id}/changes?since={}&timeout=25",
             seen.outcome.last_version
         );
-        tokio::select! {
-            res = http.fetch(Method::GET, &path, &[], None) => {
-                let (status, _, body) = res?;
-                match status {
-                    StatusCode::OK => { seen.results(body); }
-                    StatusCode::NO_CONTENT => {}
-                    other => anyhow::bail!("long poll status {other}"),
+        // The request in flight is never dropped unless the follower is done:
+        // hyper closes a connection whose pending response is abandoned, and
+        // the next long poll would then fail with "channel closed".
+        let fetch = http.fetch(Method::GET, &path, &[], None);
+        tokio::pin!(fetch);
+        let mut target_open = true;
+        let status_body = loop {
+            tokio::select! {
+                res = &mut fetch => break res?,
+                changed = target_rx.changed(), if target_open => {
+                    target_open = changed.is_ok();
+                    if reached(&target_rx, seen.outcome.last_version) {
+                        return Ok(());
+                    }
                 }
+                _ = control.cancel.cancelled() => return Ok(()),
             }
-            _ = target_rx.changed() => {}
-            _ = control.cancel.cancelled() => break,
+        };
+        match status_body {
+            (StatusCode::OK, _, body) => {
+                seen.results(body);
+            }
+            (StatusCode::NO_CONTENT, _, _) => {}
+            (other, _, _) => anyhow::bail!("long poll status {other}"),
         }
     }
     Ok(())

@@ -179,6 +179,12 @@ impl NewPoll {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// A fresh key of 22 random base62 characters (about 131 bits): the
+    /// poll page puts one in its vote form, so a resubmitted form counts once.
+    pub fn generate() -> Self {
+        Self(random_base62(22))
+    }
+
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         if is_token(s, 64) {
             Ok(Self(s.to_owned()))
@@ -415,6 +421,9 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(65)).is_err());
         assert!(IdempotencyKey::parse("").is_err());
         assert!(IdempotencyKey::parse("a b").is_err());
+        let fresh = IdempotencyKey::generate();
+        assert!(IdempotencyKey::parse(fresh.as_str()).is_ok());
+        assert_ne!(fresh.as_str(), IdempotencyKey::generate().as_str());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! The form vote follows the same rules as the API (the service decides),
 //! then answers `303 See Other` back to the page with a `notice` naming the
-//! outcome, so a reload never repeats the vote.
+//! outcome, so a reload never repeats the vote. Each rendered page carries
+//! its own idempotency key in the form, so a form sent twice (a double
+//! click, a resubmission after a lost reply) counts once too.
 
 use axum::Form;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -19,6 +21,7 @@ use super::view::{Notice, PollPage, TransportLink};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id, voter};
 use crate::error::Error;
+use crate::poll::IdempotencyKey;
 use crate::service::Transport;
 use crate::store::Vote;
 
@@ -45,6 +48,10 @@ fn notice(code: &str) -> Option<Notice> {
         "already_voted" => ("You have already voted on this poll.", "warn"),
         "poll_closed" => ("This poll is closed; your vote was not counted.", "warn"),
         "option_not_found" => ("That option does not exist.", "warn"),
+        "idempotency_key_reused" => (
+            "This page already sent a vote. Reload it to vote again.",
+            "warn",
+        ),
         "rate_limited" => ("Too many votes at once; please wait a moment.", "warn"),
         "store_unavailable" | "shutting_down" => (
             "Your vote could not be stored right now. Please try again.",
@@ -112,6 +119,8 @@ pub async fn show(
 pub struct VoteForm {
     option: Option<String>,
     transport: Option<String>,
+    /// The page's idempotency key; absent from forms of older pages.
+    key: Option<String>,
 }
 
 /// `POST /polls/{id}/vote`: votes, then `303 See Other` back to the page.
@@ -126,6 +135,12 @@ pub async fn vote(
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let Form(form) = form.map_err(|r| PageError(Error::BadRequest(r.body_text())))?;
+    let idempotency_key = form
+        .key
+        .as_deref()
+        .map(IdempotencyKey::parse)
+        .transpose()
+        .map_err(|e| PageError(Error::BadRequest(e.0)))?;
     let (voter, cookie) = voter::identify(&jar, &headers);
     let jar = voter::with_cookie(jar, cookie);
     let mut back = format!("/polls/{id}?");
@@ -145,7 +160,7 @@ pub async fn vote(
         poll: id,
         option,
         voter,
-        idempotency_key: None,
+        idempotency_key,
     };
     match app.service.vote(vote).await {
         Ok(_) => back.push_str(&format!("notice=voted&choice={option}")),
@@ -177,6 +192,7 @@ mod tests {
             Error::OptionNotFound,
             Error::StoreUnavailable,
             Error::RateLimited,
+            Error::IdempotencyKeyReused,
         ] {
             assert!(notice(e.code()).is_some(), "{}", e.code());
         }

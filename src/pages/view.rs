@@ -7,7 +7,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::poll::{MAX_OPTIONS, MIN_OPTIONS, Results, VoteLimit};
+use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, Results, VoteLimit};
 
 /// The create form as typed, so a refused form comes back filled in.
 pub struct CreateForm {
@@ -132,6 +132,10 @@ pub struct PollPage {
     pub transports: Vec<TransportLink>,
     pub instance: String,
     pub notice: Option<Notice>,
+    /// The form vote's idempotency key, new on every render: a form sent
+    /// twice (a double click, a resubmission) counts once, and the page
+    /// the vote redirects to carries a new key for the next vote.
+    pub vote_key: String,
     /// The results as JSON, for the script (an escaped attribute value).
     pub results_json: String,
 }
@@ -164,6 +168,7 @@ impl PollPage {
             transports: Vec::new(),
             instance: String::new(),
             notice: None,
+            vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
         }
     }

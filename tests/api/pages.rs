@@ -253,6 +253,62 @@ async fn one_per_voter_form_vote_twice_counts_once_and_says_so() {
     assert_eq!(counts(&r), vec![1, 0]);
 }
 
+/// The form vote's idempotency key on a poll page.
+fn form_key(html: &str) -> String {
+    let start = html
+        .find("name=\"key\" value=\"")
+        .expect("the vote form carries a key")
+        + 18;
+    let len = html[start..].find('"').expect("closing quote");
+    html[start..start + len].to_owned()
+}
+
+#[tokio::test]
+async fn a_resubmitted_form_vote_counts_once_and_the_next_page_votes_again() {
+    let app = spawn_app(&Backend::Memory).await;
+    let (poll, _) = app.create_poll(&["a", "b"], "unlimited").await;
+    let id = poll["id"].as_str().unwrap();
+    let browser = client();
+    let url = app.url(&format!("/polls/{id}/vote"));
+    let key = form_key(&get(&browser, &app.url(&format!("/polls/{id}"))).await.body);
+
+    // A double click, or the form sent again after a lost reply.
+    let mut landed = String::new();
+    for _ in 0..2 {
+        let sent = post_form(&browser, &url, &[("option", "0"), ("key", &key)]).await;
+        assert_eq!(sent.status, 303);
+        landed = sent.header("location").to_owned();
+        assert_eq!(landed, format!("/polls/{id}?notice=voted&choice=0"));
+    }
+    assert_eq!(counts(&results(&app, id).await), vec![1, 0]);
+
+    // The same page's key with another choice is refused and says why.
+    let other = post_form(&browser, &url, &[("option", "1"), ("key", &key)]).await;
+    assert_eq!(other.status, 303);
+    let location = other.header("location");
+    assert_eq!(
+        location,
+        format!("/polls/{id}?notice=idempotency_key_reused")
+    );
+    let page = get(&browser, &app.url(location)).await;
+    assert!(page.body.contains("This page already sent a vote."));
+    assert_eq!(counts(&results(&app, id).await), vec![1, 0]);
+
+    // The page the vote led to has a key of its own: a second vote counts.
+    let next_key = form_key(&get(&browser, &app.url(&landed)).await.body);
+    assert_ne!(next_key, key);
+    let sent = post_form(&browser, &url, &[("option", "0"), ("key", &next_key)]).await;
+    assert_eq!(sent.status, 303);
+    assert_eq!(counts(&results(&app, id).await), vec![2, 0]);
+
+    // A malformed key is a 400 page and counts nothing.
+    let bad = post_form(&browser, &url, &[("option", "0"), ("key", "not a key!")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.is_html());
+    assert!(bad.body.contains("idempotency key must be"));
+    assert_eq!(counts(&results(&app, id).await), vec![2, 0]);
+}
+
 #[tokio::test]
 async fn cross_site_form_vote_is_refused_with_html_and_counts_nothing() {
     let app = spawn_app(&Backend::Memory).await;

@@ -260,20 +260,20 @@ fn sse_results_data(event: &Bytes) -> Option<Bytes> {
     if is_results { data } else { None }
 }
 
-async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
-    let Ctx {
-        shared,
-        target,
-        source,
-        poll_id,
-        control,
-    } = *ctx;
-    let mut http = Http::open(target, source, &shared.counters).await?;
-    let (status, _, body) = http
-        .fetch(Method::GET, &format!("/api/polls/{poll_id}"), &[], None)
-        .await?;
+/// Opens a follower's connection and reads the poll once: where both
+/// polling transports start.
+async fn open_and_read(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<Http> {
+    let mut http = Http::open(ctx.target, ctx.source, &ctx.shared.counters).await?;
+    let path = format!("/api/polls/{}", ctx.poll_id);
+    let (status, _, body) = http.fetch(Method::GET, &path, &[], None).await?;
     anyhow::ensure!(status == StatusCode::OK, "initial get: {status}");
     seen.results(body);
+    Ok(http)
+}
+
+async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let (poll_id, control) = (ctx.poll_id, ctx.control);
+    let mut http = open_and_read(ctx, seen).await?;
     let mut target_rx = control.target.clone();
     loop {
         if reached(&target_rx, seen.outcome.last_version) {
@@ -288,12 +288,10 @@ async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
         // the next long poll would then fail with "channel closed".
         let fetch = http.fetch(Method::GET, &path, &[], None);
         tokio::pin!(fetch);
-        let mut target_open = true;
         let status_body = loop {
             tokio::select! {
                 res = &mut fetch => break res?,
-                changed = target_rx.changed(), if target_open => {
-                    target_open = changed.is_ok();
+                _ = target_rx.changed() => {
                     if reached(&target_rx, seen.outcome.last_version) {
                         return Ok(());
                     }
@@ -313,14 +311,8 @@ async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
 }
 
 async fn poll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
-    let Ctx {
-        shared,
-        target,
-        source,
-        poll_id,
-        control,
-    } = *ctx;
-    let mut http = Http::open(target, source, &shared.counters).await?;
+    let (shared, poll_id, control) = (ctx.shared, ctx.poll_id, ctx.control);
+    let mut http = open_and_read(ctx, seen).await?;
     let path = format!("/api/polls/{poll_id}");
     // Start at a random phase so pollers do not all ask at once.
     let phase = shared.poll_interval.mul_f64(rand::random::<f64>());
@@ -328,9 +320,6 @@ async fn poll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
         tokio::time::interval_at(tokio::time::Instant::now() + phase, shared.poll_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut target_rx = control.target.clone();
-    let (status, _, body) = http.fetch(Method::GET, &path, &[], None).await?;
-    anyhow::ensure!(status == StatusCode::OK, "initial get: {status}");
-    seen.results(body);
     loop {
         tokio::select! {
             _ = ticks.tick() => {

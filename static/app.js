@@ -411,18 +411,18 @@
       return { cancel: cancel, response: request.finally(function () { clearTimeout(timer); }) };
     }
 
-    function runLongPoll(gen) {
+    // The loop both polling transports share, one request at a time:
+    // `request(wasOpen)` names the next request, `idleStatus` is the answer
+    // that means "nothing new", and `pause(status, tookMs)` waits (or not)
+    // before the next request.
+    function runPolling(gen, request, idleStatus, pause) {
       let inflight = null;
       let wasOpen = false;
       (async function loop() {
         while (current(gen)) {
-          // The first request has no `since`: it answers at once, which
-          // confirms the connection and catches up on anything missed.
-          const url = wasOpen
-            ? base + "/changes?since=" + version + "&timeout=" + LONGPOLL_SECS
-            : base + "/changes";
+          const next = request(wasOpen);
           const started = Date.now();
-          inflight = fetchFor(url, {}, (LONGPOLL_SECS + 15) * 1000);
+          inflight = fetchFor(next.url, next.options, next.timeoutMs);
           let res;
           try {
             res = await inflight.response;
@@ -431,44 +431,44 @@
           }
           if (!current(gen)) return;
           if (res.status === 404) return showDeleted();
-          if (res.status !== 200 && res.status !== 204) return lost(gen, wasOpen);
+          if (res.status !== 200 && res.status !== idleStatus) return lost(gen, wasOpen);
           if (!wasOpen) {
             wasOpen = true;
             opened(gen);
           }
           if (res.status === 200) apply(await res.json().catch(function () { return null; }));
-          // An instant 204 means the instance is draining: do not spin, and
-          // do not come back all at once.
-          else if (Date.now() - started < 1000) await sleep(Math.random() * 1000);
+          await pause(res.status, Date.now() - started);
         }
       })();
       return function () { if (inflight) inflight.cancel(); };
     }
 
+    function runLongPoll(gen) {
+      return runPolling(gen, function (wasOpen) {
+        // The first request has no `since`: it answers at once, which
+        // confirms the connection and catches up on anything missed.
+        return {
+          url: wasOpen
+            ? base + "/changes?since=" + version + "&timeout=" + LONGPOLL_SECS
+            : base + "/changes",
+          options: {},
+          timeoutMs: (LONGPOLL_SECS + 15) * 1000,
+        };
+      }, 204, function (status, tookMs) {
+        // An instant 204 means the instance is draining: do not spin, and
+        // do not come back all at once.
+        return status === 204 && tookMs < 1000 ? sleep(Math.random() * 1000) : null;
+      });
+    }
+
     function runShortPoll(gen) {
-      let inflight = null;
-      let wasOpen = false;
-      (async function loop() {
-        while (current(gen)) {
-          inflight = fetchFor(base, { headers: { "If-None-Match": '"' + version + '"' } }, 10000);
-          let res;
-          try {
-            res = await inflight.response;
-          } catch (_) {
-            return lost(gen, wasOpen);
-          }
-          if (!current(gen)) return;
-          if (res.status === 404) return showDeleted();
-          if (res.status !== 200 && res.status !== 304) return lost(gen, wasOpen);
-          if (!wasOpen) {
-            wasOpen = true;
-            opened(gen);
-          }
-          if (res.status === 200) apply(await res.json().catch(function () { return null; }));
-          await sleep(POLL_EVERY_MS);
-        }
-      })();
-      return function () { if (inflight) inflight.cancel(); };
+      return runPolling(gen, function () {
+        return {
+          url: base,
+          options: { headers: { "If-None-Match": '"' + version + '"' } },
+          timeoutMs: 10000,
+        };
+      }, 304, function () { return sleep(POLL_EVERY_MS); });
     }
 
     // -- Voting --

@@ -419,28 +419,29 @@ pub fn counts(results: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// `mod $module` with one `#[tokio::test]` per named behaviour, each run
+/// against `$backend`; the building block of the two macros below.
+macro_rules! backend_tests {
+    ($module:ident, $backend:expr, $($name:ident),+) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($backend).await;
+                }
+            )+
+        }
+    };
+}
+
 /// Generates `mod memory` and `mod redis`, each with one `#[tokio::test]`
 /// per named behaviour, so every behaviour runs against both backends:
 /// `both_backends!(creates_a_poll, …)` where `async fn creates_a_poll(backend: Backend)`.
 /// Filter with `cargo test --test api memory` or `… redis`.
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Memory).await;
-                }
-            )+
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::redis().await).await;
-                }
-            )+
-        }
+        backend_tests!(memory, $crate::helpers::Backend::Memory, $($name),+);
+        backend_tests!(redis, $crate::helpers::Backend::redis().await, $($name),+);
     };
 }
 
@@ -449,14 +450,7 @@ macro_rules! both_backends {
 /// the `memory` filter also selects.
 macro_rules! memory_only {
     ($($name:ident),+ $(,)?) => {
-        mod memory_only {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Memory).await;
-                }
-            )+
-        }
+        backend_tests!(memory_only, $crate::helpers::Backend::Memory, $($name),+);
     };
 }
 

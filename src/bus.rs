@@ -25,16 +25,15 @@ use async_trait::async_trait;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use redis::aio::{PubSubSink, PubSubStream};
-use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::hub::Hub;
-use crate::poll::{PollId, Results, Snapshot};
+use crate::poll::{PollId, Snapshot};
 use crate::service::ChangeFeed;
 use crate::store::Store;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{Change, RedisStore};
 
 /// How often an instance publishes a heartbeat to itself.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -53,21 +52,6 @@ const RESYNC_CONCURRENCY: usize = 16;
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-/// What travels on a poll's channel.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Change {
-    Deleted { deleted: bool, id: String },
-    Results(Results),
-}
-
-/// The two fields of a results message that decide whether it is news.
-#[derive(Deserialize)]
-struct Head {
-    id: String,
-    version: Option<u64>,
-}
 
 /// Whether the bus is caught up, and when it last heard itself.
 #[derive(Default)]
@@ -221,7 +205,7 @@ impl Shared {
     }
 
     /// One connection's life: connect, catch up, then relay messages.
-    async fn session(&self, backoff: &mut Duration) -> Lost {
+    async fn session(self: &Arc<Self>, backoff: &mut Duration) -> Lost {
         let stream = match self.connect().await {
             Ok(stream) => stream,
             Err(lost) => return lost,
@@ -272,7 +256,7 @@ impl Shared {
 
     /// Relays messages to the hub and runs the heartbeat, until the
     /// connection ends or stops hearing itself.
-    async fn relay(&self, mut stream: PubSubStream) -> Lost {
+    async fn relay(self: &Arc<Self>, mut stream: PubSubStream) -> Lost {
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut publishes = FuturesUnordered::new();
@@ -318,25 +302,28 @@ impl Shared {
     }
 
     /// Hands one message from a poll's channel to the hub.
-    fn deliver(&self, payload: &[u8]) {
-        // Every instance hears every vote on the polls it follows, its own
-        // included: read just the id and version first, and decode the
-        // whole results only when the hub would keep them.
-        if let Ok(Head {
-            id,
-            version: Some(version),
-        }) = serde_json::from_slice::<Head>(payload)
+    fn deliver(self: &Arc<Self>, payload: &[u8]) {
+        // Every instance hears every change of the polls it follows, its
+        // own votes' included: read just the id and version first, and
+        // render results only when the hub would keep them.
+        if let Some((id, version)) = RedisStore::head_of(payload)
             && !self.hub.wants(&id, version)
         {
             return;
         }
-        match serde_json::from_slice::<Change>(payload) {
+        match self.store.read_change(payload) {
             Ok(Change::Results(results)) => self.hub.offer(&Snapshot::new(results)),
-            Ok(Change::Deleted { deleted: true, id }) => match PollId::parse(&id) {
-                Ok(id) => self.hub.offer_deleted(&id),
-                Err(e) => tracing::warn!(error = %e, "deletion message with a bad id"),
-            },
-            Ok(Change::Deleted { .. }) => {}
+            Ok(Change::Deleted(id)) => self.hub.offer_deleted(&id),
+            Ok(Change::Unknown(id)) => {
+                // The text of this poll is not cached here (evicted, or the
+                // id was deleted and created again): read it once more.
+                let shared = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(e) = shared.resync(vec![id]).await {
+                        tracing::debug!(error = %e, "re-read after an unknown change failed");
+                    }
+                });
+            }
             Err(e) => tracing::warn!(error = %e, "unreadable message on a poll channel"),
         }
     }
@@ -414,26 +401,5 @@ impl Shared {
             // the connection again, which resubscribes everything.
             self.reconnect.notify_one();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channel_messages_are_results_or_deletions() {
-        let results = r#"{"id":"p","question":"q","vote_limit":"unlimited","closed":false,
-            "version":3,"total":1,"options":[{"id":0,"label":"a","votes":1}]}"#;
-        assert!(matches!(
-            serde_json::from_str::<Change>(results),
-            Ok(Change::Results(r)) if r.version == 3
-        ));
-        let deleted = r#"{"deleted":true,"id":"p"}"#;
-        assert!(matches!(
-            serde_json::from_str::<Change>(deleted),
-            Ok(Change::Deleted { deleted: true, id }) if id == "p"
-        ));
-        assert!(serde_json::from_str::<Change>(r#"{"id":"p"}"#).is_err());
     }
 }

@@ -49,6 +49,15 @@ pub struct Config {
     #[arg(long, env = "TALLY_REDIS_TIMEOUT", default_value = "1s", value_parser = duration)]
     pub redis_timeout: Duration,
 
+    /// How long a poll with no vote, close or reopen is kept (0 = forever);
+    /// every key of it expires together.
+    #[arg(long, env = "TALLY_POLL_TTL", default_value = "30d", value_parser = duration)]
+    pub poll_ttl: Duration,
+
+    /// How long a vote's Idempotency-Key replays its first outcome.
+    #[arg(long, env = "TALLY_IDEMPOTENCY_TTL", default_value = "24h", value_parser = duration)]
+    pub idempotency_ttl: Duration,
+
     /// Name shown in the X-Tally-Instance header (default: the hostname).
     #[arg(long, env = "TALLY_INSTANCE_ID")]
     pub instance_id: Option<String>,

@@ -71,7 +71,13 @@ impl Application {
         let hub = Hub::new();
         let shutdown = Shutdown::new();
         let (store, feed) = match &config.redis_url {
-            None => (Arc::new(MemoryStore::new()) as Arc<dyn store::Store>, None),
+            None => (
+                Arc::new(MemoryStore::with_ttls(
+                    config.poll_ttl,
+                    config.idempotency_ttl,
+                )) as Arc<dyn store::Store>,
+                None,
+            ),
             Some(_) => {
                 let (store, feed) =
                     store::redis::connect(&config, Arc::clone(&hub), &shutdown).await?;

@@ -255,6 +255,34 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// What a poll was created with and never changes: its text and rules.
+/// Instances cache it per poll (checked against `created_at_ms`, so a
+/// deleted and re-created id is never confused) and render [`Results`]
+/// from it and the counts, so the store only ever handles numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollText {
+    pub question: String,
+    pub labels: Vec<String>,
+    pub vote_limit: VoteLimit,
+    /// Unix milliseconds; tells apart two polls that had the same id.
+    pub created_at_ms: u64,
+}
+
+impl PollText {
+    /// The results of this poll at one state.
+    pub fn results(&self, id: &PollId, version: u64, closed: bool, counts: &[u64]) -> Results {
+        Results::new(
+            id,
+            &self.question,
+            self.vote_limit,
+            closed,
+            version,
+            &self.labels,
+            counts,
+        )
+    }
+}
+
 /// One option's line in the results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OptionResult {

@@ -2,7 +2,11 @@
 //!
 //! A single mutex guards all polls. A vote holds it for a few hash lookups
 //! and one `Results` build, so contention stays far below what one instance
-//! can push through HTTP; nothing here awaits while holding it.
+//! can push through HTTP; nothing here awaits while holding it. Group commit
+//! would buy nothing here: there is no round trip to share.
+//!
+//! Polls idle for `TALLY_POLL_TTL` are gone, as on Redis: a lookup treats
+//! an expired poll as absent (and drops it), and creates sweep the rest.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CreatePoll, IDEMPOTENCY_TTL_SECS, Store, Unavailable, Vote, VoteError};
+use super::{CreatePoll, Store, Unavailable, Vote, VoteError};
 use crate::poll::{PollId, Results, VoteLimit};
 
 /// A poll as kept in memory.
@@ -31,6 +35,8 @@ struct Record {
     /// Table size at which expired records are next swept (doubles, so
     /// sweeping stays amortised O(1) per vote).
     sweep_at: usize,
+    /// When the poll expires unless a vote, close or reopen comes first.
+    expires: Option<Instant>,
 }
 
 /// What an idempotency key replays: the counts and version right after its
@@ -63,21 +69,65 @@ impl Record {
     }
 }
 
+impl Record {
+    fn is_live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|at| at > now)
+    }
+}
+
 #[derive(Default)]
 struct Polls {
     by_id: HashMap<PollId, Record>,
     next_seq: u64,
+    /// Poll count at which expired polls are next swept (amortised).
+    sweep_at: usize,
+}
+
+impl Polls {
+    /// The poll `id` unless it is absent or expired (then it is dropped).
+    fn live(&mut self, id: &PollId, now: Instant) -> Option<&mut Record> {
+        if self.by_id.get(id).is_some_and(|r| !r.is_live(now)) {
+            self.by_id.remove(id);
+        }
+        self.by_id.get_mut(id)
+    }
 }
 
 /// The in-memory backend; nothing persists past the process.
-#[derive(Default)]
 pub struct MemoryStore {
     polls: Mutex<Polls>,
+    /// Idle life of a poll; `None` keeps polls forever.
+    poll_ttl: Option<Duration>,
+    idempotency_ttl: Duration,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
+    /// A store with the default bounds (polls idle 30 days, keys 24 h).
     pub fn new() -> Self {
-        Self::default()
+        Self::with_ttls(
+            Duration::from_secs(30 * 24 * 3600),
+            Duration::from_secs(24 * 3600),
+        )
+    }
+
+    /// A store whose idle polls expire after `poll_ttl` (zero: never) and
+    /// whose idempotency keys replay for `idempotency_ttl`.
+    pub fn with_ttls(poll_ttl: Duration, idempotency_ttl: Duration) -> Self {
+        Self {
+            polls: Mutex::new(Polls::default()),
+            poll_ttl: (!poll_ttl.is_zero()).then_some(poll_ttl),
+            idempotency_ttl,
+        }
+    }
+
+    fn expiry(&self, now: Instant) -> Option<Instant> {
+        self.poll_ttl.map(|ttl| now + ttl)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Polls> {
@@ -92,8 +142,13 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn create(&self, c: &CreatePoll) -> Result<Option<Results>, Unavailable> {
         let mut polls = self.lock();
-        if polls.by_id.contains_key(&c.id) {
+        let now = Instant::now();
+        if polls.live(&c.id, now).is_some() {
             return Ok(None);
+        }
+        if polls.by_id.len() >= polls.sweep_at {
+            polls.by_id.retain(|_, r| r.is_live(now));
+            polls.sweep_at = (polls.by_id.len() * 2).max(MIN_SWEEP);
         }
         polls.next_seq += 1;
         let mut counts = c.initial_counts.clone();
@@ -111,6 +166,7 @@ impl Store for MemoryStore {
             voters: Default::default(),
             idempotency: HashMap::new(),
             sweep_at: MIN_SWEEP,
+            expires: self.expiry(now),
         };
         let results = record.results(&c.id);
         polls.by_id.insert(c.id.clone(), record);
@@ -118,12 +174,14 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
-        Ok(self.lock().by_id.get(id).map(|r| r.results(id)))
+        Ok(self.lock().live(id, Instant::now()).map(|r| r.results(id)))
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable> {
         let polls = self.lock();
-        let mut all: Vec<(&PollId, &Record)> = polls.by_id.iter().collect();
+        let now = Instant::now();
+        let mut all: Vec<(&PollId, &Record)> =
+            polls.by_id.iter().filter(|(_, r)| r.is_live(now)).collect();
         all.sort_by_key(|(_, r)| std::cmp::Reverse((r.created_at_ms, r.seq)));
         Ok(all
             .into_iter()
@@ -133,12 +191,10 @@ impl Store for MemoryStore {
     }
 
     async fn vote(&self, v: &Vote) -> Result<Results, VoteError> {
-        let mut polls = self.lock();
-        let record = polls
-            .by_id
-            .get_mut(&v.poll)
-            .ok_or(VoteError::PollNotFound)?;
         let now = Instant::now();
+        let expires = self.expiry(now);
+        let mut polls = self.lock();
+        let record = polls.live(&v.poll, now).ok_or(VoteError::PollNotFound)?;
         // Same order as the Redis script: poll, closed, option, key, voter.
         if record.closed {
             return Err(VoteError::PollClosed);
@@ -165,6 +221,7 @@ impl Store for MemoryStore {
         }
         record.counts[option] += 1;
         record.version += 1;
+        record.expires = expires;
         let results = record.results(&v.poll);
         if let Some(key) = &v.idempotency_key {
             if record.idempotency.len() >= record.sweep_at {
@@ -175,7 +232,7 @@ impl Store for MemoryStore {
                 option: v.option,
                 version: record.version,
                 counts: record.counts.clone().into_boxed_slice(),
-                expires: now + Duration::from_secs(IDEMPOTENCY_TTL_SECS),
+                expires: now + self.idempotency_ttl,
             };
             record.idempotency.insert(key.as_str().to_owned(), first);
         }
@@ -185,25 +242,30 @@ impl Store for MemoryStore {
     async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {
         Ok(self
             .lock()
-            .by_id
-            .get(id)
+            .live(id, Instant::now())
             .map(|r| r.admin_token_sha256.clone()))
     }
 
     async fn close(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
+        let now = Instant::now();
+        let expires = self.expiry(now);
         let mut polls = self.lock();
-        let Some(record) = polls.by_id.get_mut(id) else {
+        let Some(record) = polls.live(id, now) else {
             return Ok(None);
         };
         if !record.closed {
             record.closed = true;
             record.version += 1;
+            record.expires = expires;
         }
         Ok(Some(record.results(id)))
     }
 
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable> {
-        Ok(self.lock().by_id.remove(id).is_some())
+        let mut polls = self.lock();
+        let live = polls.live(id, Instant::now()).is_some();
+        polls.by_id.remove(id);
+        Ok(live)
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {

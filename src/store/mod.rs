@@ -5,6 +5,7 @@
 //! of instances sharing one Redis. Everything above this trait (transports,
 //! pages, the hub) is written once and works on both.
 
+pub mod group_commit;
 pub mod memory;
 pub mod redis;
 
@@ -67,9 +68,6 @@ impl VoteError {
         }
     }
 }
-
-/// How long an idempotency record is kept.
-pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
 
 /// What every backend provides. Each method is atomic on its own: no reader
 /// ever sees a half-created poll or a count without its version bump.

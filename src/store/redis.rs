@@ -3,11 +3,17 @@
 //!
 //! Every operation on a poll is one round trip: one Lua script
 //! (`poll.lua`, run by EVALSHA) checks, writes, bumps the version and
-//! publishes the new results on the poll's channel, atomically. Redis thus
-//! puts every poll's versions and published messages in one total order.
+//! publishes a compact change (version, closed, counts) on the poll's
+//! channel, atomically. Redis thus puts every poll's versions and published
+//! messages in one total order. Redis only counts: the poll's text never
+//! changes after creation, so this store reads it once per poll, caches it
+//! under (id, created_at) and renders [`Results`] itself. Votes go through
+//! [`GroupCommit`]: those of one poll that arrive while a call for it is in
+//! flight share the next call.
+//!
 //! The poll index (`PREFIX:polls`) lies outside the poll's hash slot; it is
-//! written after the poll, cleaned after a delete, and readers skip ids
-//! whose poll is gone.
+//! written after the poll, trimmed to the newest [`INDEX_CAP`] ids, cleaned
+//! after a delete, and readers skip (and drop) ids whose poll is gone.
 //!
 //! Every command is bounded by `TALLY_REDIS_TIMEOUT`: past it the caller
 //! gets [`Unavailable`] (HTTP 503 `store_unavailable`), never a hung
@@ -18,18 +24,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, Script, ScriptInvocation};
+use redis::{
+    Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, Script, ScriptInvocation, Value,
+};
+use serde::Deserialize;
 
-use super::{CreatePoll, IDEMPOTENCY_TTL_SECS, Store, Unavailable, Vote, VoteError};
+use super::group_commit::{BatchVoter, GroupCommit};
+use super::{CreatePoll, Store, Unavailable, Vote, VoteError};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::poll::{IdempotencyKey, PollId, Results};
+use crate::poll::{IdempotencyKey, PollId, PollText, Results, VoteLimit};
 use crate::service::ChangeFeed;
 use crate::shutdown::Shutdown;
-
-/// The script behind every poll operation; its SHA is computed once.
-static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("poll.lua")));
 
 /// Connects the Redis store and its change feed (the [`Bus`]).
 ///
@@ -48,7 +55,7 @@ pub async fn connect(
     let store = Arc::new(RedisStore::new(
         client.clone(),
         Keys::new(&config.redis_prefix),
-        config.redis_timeout,
+        Limits::from_config(config),
     )?);
     let bus = Bus::start(client, Arc::clone(&store), hub, shutdown.token());
     Ok((store, bus))
@@ -102,7 +109,8 @@ impl Keys {
         format!("{}:voters", self.poll(id))
     }
 
-    /// The record of a vote made with an idempotency key (TTL 24 h).
+    /// The record of a vote made with an idempotency key (TTL
+    /// `TALLY_IDEMPOTENCY_TTL`).
     pub fn idempotency(&self, id: &PollId, key: &IdempotencyKey) -> String {
         format!("{}:idem:{}", self.poll(id), key.as_str())
     }
@@ -112,7 +120,7 @@ impl Keys {
         format!("{}:polls", self.prefix)
     }
 
-    /// The pub/sub channel carrying the poll's results after each change.
+    /// The pub/sub channel carrying the poll's compact change messages.
     pub fn changes(&self, id: &PollId) -> String {
         format!("{}:changes", self.poll(id))
     }
@@ -123,10 +131,35 @@ impl Keys {
     }
 }
 
-/// What the script answered: a payload, or the code of a refusal.
-enum Reply {
-    Ok(String),
-    Refused(String),
+/// The script behind every poll operation; its SHA is computed once.
+static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("poll.lua")));
+
+/// Newest ids the poll index keeps: listing shows at most 100, and an index
+/// that only grew would let one client fill Redis with ids.
+pub const INDEX_CAP: isize = 1000;
+
+/// Polls whose text one instance keeps; a miss costs one more read.
+const TEXT_CACHE: usize = 10_000;
+
+/// The bounds this store writes with.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Every command's bound (`TALLY_REDIS_TIMEOUT`).
+    pub timeout: Duration,
+    /// Idle life of a poll (`TALLY_POLL_TTL`); zero keeps polls forever.
+    pub poll_ttl: Duration,
+    /// Life of an idempotency record (`TALLY_IDEMPOTENCY_TTL`).
+    pub idempotency_ttl: Duration,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            timeout: config.redis_timeout,
+            poll_ttl: config.poll_ttl,
+            idempotency_ttl: config.idempotency_ttl,
+        }
+    }
 }
 
 /// The Redis store over one multiplexed, self-reconnecting connection.
@@ -140,58 +173,137 @@ enum Reply {
 /// loopback, release build, two runs of 20,000 and 40,000 votes on a busy
 /// 2-core machine: at 200 concurrent voters the manager did 24,000–36,000
 /// votes/s on its one socket; deadpool-redis did 9,000–13,000 with 16
-/// connections, 7,000–10,000 with 4, and 4,000–9,000 with 1. At 16
-/// concurrent voters: 17,000–33,000 against 6,000–16,000. So an instance
+/// connections, 7,000–10,000 with 4, and 4,000–9,000 with 1. So an instance
 /// holds exactly two Redis connections (this one and the bus's pub/sub one)
-/// however many clients it serves. The pipeline buffer is raised from 50 to
-/// 1,024 so a burst of votes queues in the channel instead of making
-/// callers wait for room (no clear difference in the runs above).
+/// however many clients it serves.
 pub struct RedisStore {
+    core: Arc<Core>,
+    commit: GroupCommit<Core>,
+}
+
+/// What the store and its batches share.
+pub struct Core {
     conn: ConnectionManager,
     keys: Keys,
-    timeout: Duration,
+    limits: Limits,
+    /// Each poll's text by id; an entry only serves a poll of the same
+    /// `created_at`, so a deleted and re-created id is never confused.
+    texts: quick_cache::sync::Cache<PollId, Arc<PollText>>,
 }
 
 impl RedisStore {
-    /// A store over `client`, each command bounded by `timeout`.
-    pub fn new(client: redis::Client, keys: Keys, timeout: Duration) -> anyhow::Result<Self> {
+    /// A store over `client`, each command bounded by `limits.timeout`.
+    pub fn new(client: redis::Client, keys: Keys, limits: Limits) -> anyhow::Result<Self> {
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_connection_timeout(Some(limits.timeout))
+            .set_response_timeout(Some(limits.timeout))
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(4)
             .set_pipeline_buffer_size(1024);
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
+        let core = Arc::new(Core {
             conn,
             keys,
-            timeout,
+            limits,
+            texts: quick_cache::sync::Cache::new(TEXT_CACHE),
+        });
+        Ok(Self {
+            commit: GroupCommit::new(Arc::clone(&core)),
+            core,
         })
     }
 
     /// The bound on every command.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.core.limits.timeout
     }
 
     /// The key layout this store writes.
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        &self.core.keys
     }
 
+    /// Publishes `payload` on `channel`; returns how many subscribers got
+    /// it (the bus's heartbeat uses this to see that it is subscribed).
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, Unavailable> {
+        self.core
+            .query(redis::cmd("PUBLISH").arg(channel).arg(payload))
+            .await
+    }
+
+    /// Reads one message of a poll's channel. Results are rendered from the
+    /// cached text; a change of a poll whose text this instance does not
+    /// hold (or holds for an earlier poll of that id) is `Unknown`, and the
+    /// caller re-reads that poll.
+    pub fn read_change(&self, payload: &[u8]) -> Result<Change, serde_json::Error> {
+        let msg: ChangeMessage = serde_json::from_slice(payload)?;
+        let id = PollId::parse(msg.id).map_err(serde::de::Error::custom)?;
+        if msg.deleted {
+            return Ok(Change::Deleted(id));
+        }
+        let (Some(created_at), Some(version)) = (msg.created_at, msg.version) else {
+            return Err(serde::de::Error::custom(
+                "a change without created_at or version",
+            ));
+        };
+        Ok(match self.core.text(&id, created_at) {
+            Some(text) => Change::Results(text.results(&id, version, msg.closed, &msg.counts)),
+            None => Change::Unknown(id),
+        })
+    }
+
+    /// The id and version of a change message, read without rendering
+    /// anything: most messages an instance hears are echoes of versions
+    /// it already has.
+    pub fn head_of(payload: &[u8]) -> Option<(String, u64)> {
+        #[derive(Deserialize)]
+        struct Head {
+            id: String,
+            version: Option<u64>,
+        }
+        let head: Head = serde_json::from_slice(payload).ok()?;
+        Some((head.id, head.version?))
+    }
+}
+
+/// The compact message the script publishes on a poll's channel.
+#[derive(Deserialize)]
+struct ChangeMessage<'a> {
+    #[serde(borrow)]
+    id: &'a str,
+    #[serde(default)]
+    deleted: bool,
+    created_at: Option<u64>,
+    version: Option<u64>,
+    #[serde(default)]
+    closed: bool,
+    #[serde(default)]
+    counts: Vec<u64>,
+}
+
+/// One message of a poll's channel, as the bus hands it on.
+#[derive(Debug)]
+pub enum Change {
+    Results(Results),
+    Deleted(PollId),
+    /// A change of a poll whose text is not cached here: read it again.
+    Unknown(PollId),
+}
+
+impl Core {
     /// Runs one command future within the timeout; any failure is
     /// [`Unavailable`].
     async fn bounded<T>(
         &self,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        match tokio::time::timeout(self.limits.timeout, fut).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Unavailable(e.to_string())),
             Err(_) => Err(Unavailable(format!(
                 "no answer from Redis within {:?}",
-                self.timeout
+                self.limits.timeout
             ))),
         }
     }
@@ -202,11 +314,12 @@ impl RedisStore {
         self.bounded(cmd.query_async(&mut conn)).await
     }
 
-    /// Publishes `payload` on `channel`; returns how many subscribers got
-    /// it (the bus's heartbeat uses this to see that it is subscribed).
-    pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, Unavailable> {
-        self.query(redis::cmd("PUBLISH").arg(channel).arg(payload))
-            .await
+    /// The cached text of `id`, if it is that of the poll created at
+    /// `created_at`.
+    fn text(&self, id: &PollId, created_at: u64) -> Option<Arc<PollText>> {
+        self.texts
+            .get(id)
+            .filter(|text| text.created_at_ms == created_at)
     }
 
     /// The script call for `op` on poll `id`, with the four keys every
@@ -219,22 +332,122 @@ impl RedisStore {
             .key(self.keys.voters(id))
             .arg(op)
             .arg(id.as_str())
-            .arg(self.keys.changes(id));
+            .arg(self.keys.changes(id))
+            .arg(self.limits.poll_ttl.as_millis() as u64);
         call
     }
 
-    async fn invoke(&self, call: &ScriptInvocation<'_>) -> Result<Reply, Unavailable> {
+    /// Runs the script; `Err(code)` inside is a refusal of the whole call.
+    async fn invoke(
+        &self,
+        call: &ScriptInvocation<'_>,
+    ) -> Result<Result<Fields, String>, Unavailable> {
         let mut conn = self.conn.clone();
-        let reply: (String, String) = self.bounded(call.invoke_async(&mut conn)).await?;
-        match reply {
-            (status, payload) if status == "ok" => Ok(Reply::Ok(payload)),
-            (_, code) => Ok(Reply::Refused(code)),
+        let reply: Vec<Value> = self.bounded(call.invoke_async(&mut conn)).await?;
+        let mut fields = Fields(reply.into_iter());
+        match fields.string()?.as_str() {
+            "ok" => Ok(Ok(fields)),
+            _ => Ok(Err(fields.string()?)),
         }
+    }
+
+    /// The poll's current results; its text from the cache, or read in the
+    /// same call when the cache misses.
+    async fn read(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
+        let cached = self.texts.get(id);
+        let mut call = self.invocation("read", id);
+        match &cached {
+            Some(text) => call.arg(text.created_at_ms),
+            None => call.arg(""),
+        };
+        let mut fields = match self.invoke(&call).await? {
+            Ok(fields) => fields,
+            Err(_) => return Ok(None),
+        };
+        let state = State::read(&mut fields)?;
+        let text = match cached.filter(|t| t.created_at_ms == state.created_at) {
+            Some(text) => text,
+            None => {
+                let question = fields.string()?;
+                let labels: Vec<String> = serde_json::from_str(&fields.string()?)
+                    .map_err(|e| Unavailable(format!("unreadable options in Redis: {e}")))?;
+                let vote_limit =
+                    VoteLimit::parse(&fields.string()?).map_err(|e| Unavailable(e.0))?;
+                let text = Arc::new(PollText {
+                    question,
+                    labels,
+                    vote_limit,
+                    created_at_ms: state.created_at,
+                });
+                self.texts.insert(id.clone(), Arc::clone(&text));
+                text
+            }
+        };
+        Ok(Some(text.results(
+            id,
+            state.version,
+            state.closed,
+            &state.counts,
+        )))
+    }
+
+    /// The text of `id` at `created_at`: cached, or read once more.
+    async fn text_of(
+        &self,
+        id: &PollId,
+        created_at: u64,
+    ) -> Result<Option<Arc<PollText>>, Unavailable> {
+        if let Some(text) = self.text(id, created_at) {
+            return Ok(Some(text));
+        }
+        self.read(id).await?;
+        Ok(self.text(id, created_at))
     }
 }
 
-fn parse_results(json: &str) -> Result<Results, Unavailable> {
-    serde_json::from_str(json).map_err(|e| Unavailable(format!("unreadable results in Redis: {e}")))
+/// The state at the head of most script replies.
+struct State {
+    created_at: u64,
+    version: u64,
+    closed: bool,
+    counts: Vec<u64>,
+}
+
+impl State {
+    fn read(fields: &mut Fields) -> Result<Self, Unavailable> {
+        let created_at = fields.int()?;
+        let version = fields.int()?;
+        let closed = fields.int()? == 1;
+        let n = fields.int()? as usize;
+        let counts = (0..n).map(|_| fields.int()).collect::<Result<_, _>>()?;
+        Ok(Self {
+            created_at,
+            version,
+            closed,
+            counts,
+        })
+    }
+}
+
+/// The fields of a script reply, read in order.
+struct Fields(std::vec::IntoIter<Value>);
+
+impl Fields {
+    fn next(&mut self) -> Result<Value, Unavailable> {
+        self.0
+            .next()
+            .ok_or_else(|| Unavailable("a short reply from the poll script".into()))
+    }
+
+    fn string(&mut self) -> Result<String, Unavailable> {
+        String::from_redis_value(self.next()?)
+            .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
+    }
+
+    fn int(&mut self) -> Result<u64, Unavailable> {
+        u64::from_redis_value(self.next()?)
+            .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
+    }
 }
 
 /// A refusal code from the script as the store's error.
@@ -249,106 +462,202 @@ fn vote_error(code: &str) -> VoteError {
     }
 }
 
+/// The outcome an idempotency record stands for: "created_at,option,
+/// version,count0,…". A vote only counts on an open poll, so it was open.
+fn replayed(id: &PollId, text: &PollText, record: &str) -> Result<Results, VoteError> {
+    let unreadable =
+        || VoteError::Unavailable(Unavailable(format!("unreadable record {record:?}")));
+    let mut fields = record.split(',').skip(2).map(str::parse::<u64>);
+    let version = fields
+        .next()
+        .ok_or_else(unreadable)?
+        .map_err(|_| unreadable())?;
+    let counts: Vec<u64> = fields.collect::<Result<_, _>>().map_err(|_| unreadable())?;
+    Ok(text.results(id, version, false, &counts))
+}
+
+#[async_trait]
+impl BatchVoter for Core {
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %poll, votes = votes.len()))]
+    async fn vote_batch(&self, poll: &PollId, votes: &[Vote]) -> Vec<Result<Results, VoteError>> {
+        let all = |e: VoteError| votes.iter().map(|_| Err(e.clone())).collect();
+        let mut call = self.invocation("vote", poll);
+        call.arg(self.limits.idempotency_ttl.as_secs().max(1))
+            .arg(votes.len());
+        let mut keyed = 4;
+        for vote in votes {
+            call.arg(vote.option).arg(vote.voter.as_str());
+            match &vote.idempotency_key {
+                Some(key) => {
+                    keyed += 1;
+                    call.key(self.keys.idempotency(poll, key)).arg(keyed);
+                }
+                None => {
+                    call.arg(0);
+                }
+            }
+        }
+        let mut fields = match self.invoke(&call).await {
+            Ok(Ok(fields)) => fields,
+            Ok(Err(code)) => return all(vote_error(&code)),
+            Err(e) => return all(e.into()),
+        };
+        let state = match State::read(&mut fields) {
+            Ok(state) => state,
+            Err(e) => return all(e.into()),
+        };
+        let text = match self.text_of(poll, state.created_at).await {
+            Ok(Some(text)) => text,
+            // Deleted (and maybe re-created) right after this batch.
+            Ok(None) => return all(VoteError::PollNotFound),
+            Err(e) => return all(e.into()),
+        };
+        let (mut version, mut counts) = (state.version, state.counts);
+        votes
+            .iter()
+            .map(|vote| {
+                let status = fields.string()?;
+                match status.as_bytes().first() {
+                    Some(b'+') => {
+                        counts[vote.option as usize] += 1;
+                        version += 1;
+                        Ok(text.results(poll, version, false, &counts))
+                    }
+                    Some(b'=') => replayed(poll, &text, &status[1..]),
+                    _ => Err(vote_error(&status)),
+                }
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     #[tracing::instrument(skip_all, fields(poll = %c.id))]
     async fn create(&self, c: &CreatePoll) -> Result<Option<Results>, Unavailable> {
+        let core = &self.core;
         let options = serde_json::to_string(&c.poll.options).expect("labels serialise");
         let mut counts = c.initial_counts.clone();
         counts.resize(c.poll.options.len(), 0);
-        let mut call = self.invocation("create", &c.id);
+        let mut call = core.invocation("create", &c.id);
         call.arg(&c.poll.question)
             .arg(options)
             .arg(c.poll.vote_limit.as_str())
             .arg(c.created_at_ms)
             .arg(&c.admin_token_sha256)
-            .arg(counts);
-        let results = match self.invoke(&call).await? {
-            Reply::Ok(json) => parse_results(&json)?,
-            Reply::Refused(_) => return Ok(None),
-        };
-        let index = redis::cmd("ZADD")
-            .arg(self.keys.polls())
+            .arg(&counts);
+        if core.invoke(&call).await?.is_err() {
+            return Ok(None);
+        }
+        let text = Arc::new(PollText {
+            question: c.poll.question.clone(),
+            labels: c.poll.options.clone(),
+            vote_limit: c.poll.vote_limit,
+            created_at_ms: c.created_at_ms,
+        });
+        core.texts.insert(c.id.clone(), Arc::clone(&text));
+        let index = redis::pipe()
+            .cmd("ZADD")
+            .arg(core.keys.polls())
             .arg(c.created_at_ms)
             .arg(c.id.as_str())
+            .ignore()
+            .cmd("ZREMRANGEBYRANK")
+            .arg(core.keys.polls())
+            .arg(0)
+            .arg(-INDEX_CAP - 1)
+            .ignore()
             .to_owned();
-        if let Err(e) = self.query::<()>(&index).await {
+        let mut conn = core.conn.clone();
+        if let Err(e) = core.bounded(index.query_async::<()>(&mut conn)).await {
             // The poll exists and works; only listing misses it. Answering
             // 503 would make the client create a second one.
             tracing::warn!(poll = %c.id, error = %e, "created poll left out of the index");
         }
-        Ok(Some(results))
+        Ok(Some(text.results(&c.id, 0, false, &counts)))
     }
 
-    #[tracing::instrument(skip_all, fields(poll = %id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %id))]
     async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
-        match self.invoke(&self.invocation("get", id)).await? {
-            Reply::Ok(json) => parse_results(&json).map(Some),
-            Reply::Refused(_) => Ok(None),
-        }
+        self.core.read(id).await
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = self
+        let core = &self.core;
+        let ids: Vec<String> = core
             .query(
                 redis::cmd("ZREVRANGE")
-                    .arg(self.keys.polls())
+                    .arg(core.keys.polls())
                     .arg(0)
                     .arg(limit - 1),
             )
             .await?;
-        let ids = ids.iter().filter_map(|id| PollId::parse(id).ok());
-        let polls =
-            futures_util::future::try_join_all(ids.map(|id| async move { self.get(&id).await }))
-                .await?;
+        let ids: Vec<PollId> = ids.iter().filter_map(|id| PollId::parse(id).ok()).collect();
+        let polls = futures_util::future::try_join_all(ids.iter().map(|id| core.read(id))).await?;
+        let gone: Vec<&str> = ids
+            .iter()
+            .zip(&polls)
+            .filter(|(_, p)| p.is_none())
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !gone.is_empty() {
+            // Expired (TALLY_POLL_TTL) or deleted before the index was
+            // cleaned: drop them, so the index holds only live polls.
+            let clean = redis::cmd("ZREM")
+                .arg(core.keys.polls())
+                .arg(&gone)
+                .to_owned();
+            if let Err(e) = core.query::<()>(&clean).await {
+                tracing::debug!(error = %e, "index not cleaned");
+            }
+        }
         Ok(polls.into_iter().flatten().collect())
     }
 
-    #[tracing::instrument(skip_all, fields(poll = %v.poll, option = v.option))]
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %v.poll, option = v.option))]
     async fn vote(&self, v: &Vote) -> Result<Results, VoteError> {
-        let mut call = self.invocation("vote", &v.poll);
-        if let Some(key) = &v.idempotency_key {
-            call.key(self.keys.idempotency(&v.poll, key));
-        }
-        call.arg(v.option)
-            .arg(v.voter.as_str())
-            .arg(IDEMPOTENCY_TTL_SECS);
-        match self.invoke(&call).await? {
-            Reply::Ok(json) => Ok(parse_results(&json)?),
-            Reply::Refused(code) => Err(vote_error(&code)),
-        }
+        self.commit.vote(v.clone()).await
     }
 
     async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {
-        self.query(
-            redis::cmd("HGET")
-                .arg(self.keys.poll(id))
-                .arg("admin_token_sha256"),
-        )
-        .await
+        self.core
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.core.keys.poll(id))
+                    .arg("admin_token_sha256"),
+            )
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]
     async fn close(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
-        match self.invoke(&self.invocation("close", id)).await? {
-            Reply::Ok(json) => parse_results(&json).map(Some),
-            Reply::Refused(_) => Ok(None),
-        }
+        let core = &self.core;
+        let mut fields = match core.invoke(&core.invocation("close", id)).await? {
+            Ok(fields) => fields,
+            Err(_) => return Ok(None),
+        };
+        let state = State::read(&mut fields)?;
+        Ok(core
+            .text_of(id, state.created_at)
+            .await?
+            .map(|text| text.results(id, state.version, state.closed, &state.counts)))
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable> {
-        if let Reply::Refused(_) = self.invoke(&self.invocation("delete", id)).await? {
+        let core = &self.core;
+        if core.invoke(&core.invocation("delete", id)).await?.is_err() {
             return Ok(false);
         }
+        core.texts.remove(id);
         let unindex = redis::cmd("ZREM")
-            .arg(self.keys.polls())
+            .arg(core.keys.polls())
             .arg(id.as_str())
             .to_owned();
-        if let Err(e) = self.query::<()>(&unindex).await {
+        if let Err(e) = core.query::<()>(&unindex).await {
             // The poll is gone; readers of the index skip it anyway.
             tracing::warn!(poll = %id, error = %e, "deleted poll left in the index");
         }
@@ -356,10 +665,9 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {
-        self.query(&redis::cmd("PING")).await
+        self.core.query(&redis::cmd("PING")).await
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

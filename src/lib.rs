@@ -24,10 +24,14 @@
 //! # How a vote flows
 //!
 //! `POST /api/polls/{id}/votes` → [`service::Service::vote`] →
-//! [`store::Store::vote`] (on Redis: one Lua script that checks, counts,
-//! bumps the version and publishes) → the results go into this instance's
-//! [`hub::Hub`] at once, and reach other instances' hubs over Redis pub/sub →
-//! every follower's task wakes and sends the newest results in its own
+//! [`store::Store::vote`] (on Redis: [`store::group_commit`] gathers the
+//! poll's votes that arrive while a call is in flight, and one Lua script
+//! checks, counts, bumps the version and publishes a compact change for the
+//! whole batch; the instance renders each vote's results from the poll's
+//! cached text) → the results go into this instance's [`hub::Hub`] at once,
+//! and the compact change reaches other instances' hubs over Redis pub/sub
+//! (each renders it from its own cached text) → every follower's task wakes
+//! and sends the newest results in its own
 //! format (WebSocket frame, SSE event, long-poll answer).
 
 pub mod api;

@@ -34,6 +34,10 @@ fn describe() {
     );
     metrics::describe_counter!("tally_votes_rejected_total", "Votes refused, by reason.");
     metrics::describe_gauge!("tally_followers", "Open followers, by transport.");
+    metrics::describe_histogram!(
+        "tally_vote_batch_size",
+        "Votes of one poll sent to Redis in one script call (group commit)."
+    );
     metrics::describe_counter!(
         "tally_deliveries_total",
         "Result updates sent to followers, by transport."

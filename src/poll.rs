@@ -255,6 +255,14 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// The wall clock in unix milliseconds: creation times and TTL renewals.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// What a poll was created with and never changes: its text and rules.
 /// Instances cache it per poll (checked against `created_at_ms`, so a
 /// deleted and re-created id is never confused) and render [`Results`]

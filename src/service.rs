@@ -5,7 +5,7 @@
 //! the same rules and updates the same followers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
 use crate::metrics::{self, FollowerGauge};
-use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit};
+use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit, now_ms};
 use crate::store::{CreatePoll, Store, Vote};
 
 /// The four ways a client can follow a poll.
@@ -96,13 +96,6 @@ pub struct Service {
     pace: Option<Duration>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Service {
     pub fn new(
         store: Arc<dyn Store>,
@@ -180,7 +173,7 @@ impl Service {
 
     /// Counts a vote, tells local followers at once, and returns the
     /// results right after it, serialised once for every consumer.
-    #[tracing::instrument(skip_all, fields(poll = %vote.poll, option = vote.option))]
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %vote.poll, option = vote.option))]
     pub async fn vote(&self, vote: Vote) -> Result<Arc<Snapshot>, Error> {
         match self.store.vote(&vote).await {
             Ok(results) => {

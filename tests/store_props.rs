@@ -199,3 +199,224 @@ fn redis_store_keeps_tallies_equal_to_accepted_votes() {
         panic!("{e}");
     }
 }
+
+/// One step of a concurrent run: a group of votes sent at once (so that
+/// on Redis they share script calls), or a close between groups.
+#[derive(Debug, Clone)]
+enum Step {
+    Votes(Vec<(u32, u8, Option<u8>)>),
+    Close,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let vote = (0..OPTIONS as u32 + 1, 0u8..4, proptest::option::of(0u8..6));
+    prop_oneof![
+        12 => proptest::collection::vec(vote, 1..24).prop_map(Step::Votes),
+        1 => Just(Step::Close),
+    ]
+}
+
+/// Runs groups of concurrent votes and checks every outcome against a model
+/// taken in the only order the store can have used: that of the versions it
+/// gave. Counted votes must have exactly the next versions and the counts
+/// right after each one; every refusal and replay must be what the state
+/// after the group explains (voters and keys only ever grow).
+async fn run_concurrent(store: &dyn Store, limit: VoteLimit, steps: &[Step]) {
+    let id = PollId::generate();
+    let labels: Vec<String> = (0..OPTIONS).map(|i| format!("o{i}")).collect();
+    let spec = CreatePoll {
+        id: id.clone(),
+        poll: NewPoll::parse("q", &labels, limit).unwrap(),
+        admin_token_sha256: String::new(),
+        initial_counts: vec![0; OPTIONS],
+        created_at_ms: 1,
+    };
+    store.create(&spec).await.unwrap().expect("fresh id");
+    let voters: Vec<VoterId> = (0..4).map(|_| VoterId::generate()).collect();
+    let keys: Vec<IdempotencyKey> = (0..6)
+        .map(|i| IdempotencyKey::parse(&format!("k{i}")).unwrap())
+        .collect();
+    let mut model = Model::default();
+    for step in steps {
+        let group = match step {
+            Step::Close => {
+                let r = store.close(&id).await.unwrap().unwrap();
+                if !model.closed {
+                    model.closed = true;
+                    model.version += 1;
+                }
+                assert_eq!(r.version, model.version);
+                continue;
+            }
+            Step::Votes(group) => group,
+        };
+        let votes: Vec<Vote> = group
+            .iter()
+            .map(|&(option, voter, key)| Vote {
+                poll: id.clone(),
+                option,
+                voter: voters[voter as usize].clone(),
+                idempotency_key: key.map(|k| keys[k as usize].clone()),
+            })
+            .collect();
+        let outcomes = futures_util::future::join_all(votes.iter().map(|v| store.vote(v))).await;
+        let before = model.version;
+        let mut counted: Vec<(u64, usize)> = outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Ok(r) if r.version > before => Some((r.version, i)),
+                _ => None,
+            })
+            .collect();
+        // A replay of a key first used in this same group answers that
+        // vote's version: one vote per version was counted, the rest of
+        // that version are replays (checked below like any other).
+        counted.sort_unstable();
+        counted.dedup_by_key(|(version, _)| *version);
+        for (version, i) in &counted {
+            let (option, voter, key) = group[*i];
+            assert_eq!(
+                model.vote(limit, option, voter, key),
+                Expect::Counted,
+                "vote {i}"
+            );
+            assert_eq!(
+                *version, model.version,
+                "counted votes take the next versions"
+            );
+            let r = outcomes[*i].as_ref().unwrap();
+            let counts: Vec<u64> = r.options.iter().map(|o| o.votes).collect();
+            assert_eq!(counts, model.counts.to_vec(), "counts right after vote {i}");
+        }
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if counted.iter().any(|&(_, c)| c == i) {
+                continue;
+            }
+            let (option, voter, key) = group[i];
+            let first = key.and_then(|k| model.keys.get(&k).copied());
+            match outcome {
+                Ok(r) => {
+                    let (first_option, version) = first.expect("a replay has a first outcome");
+                    assert_eq!(first_option, option, "replay of vote {i}");
+                    assert_eq!(r.version, version, "a replay answers its first version");
+                }
+                Err(e) => {
+                    let voted = limit == VoteLimit::OnePerVoter && model.voters.contains(&voter);
+                    // A key first used in this group may not have existed
+                    // yet when this vote was checked.
+                    let in_group = first.is_some_and(|(_, v)| v > before);
+                    let allowed: Vec<&str> = if model.closed {
+                        vec!["poll_closed"]
+                    } else if option as usize >= OPTIONS {
+                        vec!["option_not_found"]
+                    } else if let Some((o, _)) = first.filter(|_| !in_group) {
+                        if o == option {
+                            vec![]
+                        } else {
+                            vec!["idempotency_key_reused"]
+                        }
+                    } else {
+                        let mut codes = Vec::new();
+                        if first.is_some_and(|(o, _)| o != option) {
+                            codes.push("idempotency_key_reused");
+                        }
+                        if voted {
+                            codes.push("already_voted");
+                        }
+                        codes
+                    };
+                    assert!(
+                        allowed.contains(&e.reason()),
+                        "vote {i} refused with {} where only {allowed:?} can be explained",
+                        e.reason()
+                    );
+                }
+            }
+        }
+    }
+    let results = store.get(&id).await.unwrap().unwrap();
+    let counts: Vec<u64> = results.options.iter().map(|o| o.votes).collect();
+    assert_eq!(
+        counts,
+        model.counts.to_vec(),
+        "tallies = distinct accepted votes"
+    );
+    assert_eq!(results.version, model.version);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn memory_store_concurrent_votes_match_the_model(
+        limit in limit(),
+        steps in proptest::collection::vec(step(), 0..12),
+    ) {
+        let store = MemoryStore::new();
+        runtime().block_on(run_concurrent(&store, limit, &steps));
+    }
+}
+
+/// The batching Redis store against the same model: groups of concurrent
+/// votes share script calls (group commit), yet each keeps its own outcome.
+/// Also checks that batches really formed: fewer EVALSHA calls than votes.
+#[test]
+fn redis_store_batched_votes_match_the_model() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (redis, store, shutdown) = rt.block_on(async {
+        let redis = helpers::TestRedis::start().await;
+        let mut config = Config::for_tests();
+        config.redis_url = Some(redis.url());
+        let shutdown = Shutdown::new();
+        let (store, _feed) = tally::store::redis::connect(&config, Hub::new(), &shutdown)
+            .await
+            .expect("redis store connects");
+        (redis, store, shutdown)
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
+    let strategy = (limit(), proptest::collection::vec(step(), 0..12));
+    let votes = std::sync::atomic::AtomicU64::new(0);
+    let result = runner.run(&strategy, |(limit, steps)| {
+        let n: usize = steps
+            .iter()
+            .map(|s| match s {
+                Step::Votes(g) => g.len(),
+                Step::Close => 0,
+            })
+            .sum();
+        votes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        rt.block_on(run_concurrent(store.as_ref(), limit, &steps));
+        Ok(())
+    });
+    let calls = rt.block_on(evalsha_calls(&redis));
+    shutdown.trigger();
+    drop(redis);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let votes = votes.into_inner();
+    assert!(
+        calls < votes,
+        "{votes} concurrent votes took {calls} script calls: no batch formed"
+    );
+}
+
+/// How many EVALSHA calls Redis has served (`INFO commandstats`).
+async fn evalsha_calls(redis: &helpers::TestRedis) -> u64 {
+    let mut conn = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

@@ -188,7 +188,7 @@ pub async fn show(
         (status = 503, description = "`store_unavailable`", body = ErrorBody,
             headers(("Retry-After" = u32))),
     ))]
-#[tracing::instrument(skip_all, fields(poll = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(poll = %id))]
 pub async fn vote(
     State(app): State<AppState>,
     PollPath(id): PollPath,

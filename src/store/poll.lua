@@ -16,21 +16,29 @@
 -- KEYS[5..] idempotency  PREFIX:poll:{ID}:idem:{KEY} (`vote` only, one per keyed vote)
 -- ARGV[1] operation: read | create | vote | close | delete
 -- ARGV[2] poll id, ARGV[3] the poll's changes channel,
--- ARGV[4] poll TTL in milliseconds (0: polls never expire); more per operation.
+-- ARGV[4] poll TTL in milliseconds (0: polls never expire),
+-- ARGV[5] the caller's clock (unix ms); more per operation.
 --
 -- Replies are {"ok", …} or {"err", code}.
 
 local poll_key, votes_key, version_key, voters_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local op, id, channel, ttl_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local op, id, channel = ARGV[1], ARGV[2], ARGV[3]
+local ttl_ms, now_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 
 -- Every key of a poll expires together, TTL_MS after its last activity.
-local function touch()
-  if ttl_ms > 0 then
-    redis.call('PEXPIRE', poll_key, ttl_ms)
-    redis.call('PEXPIRE', votes_key, ttl_ms)
-    redis.call('PEXPIRE', version_key, ttl_ms)
-    redis.call('PEXPIRE', voters_key, ttl_ms)
+-- Renewing them costs four commands, so a vote renews them only once the
+-- last renewal (`touched_at`) is older than 1/64 of the TTL: a poll lives
+-- between 63/64 and all of the TTL after its last vote.
+local function touch(touched_at)
+  if ttl_ms == 0 or (touched_at and now_ms - tonumber(touched_at) < ttl_ms / 64) then
+    return false
   end
+  redis.call('HSET', poll_key, 'touched_at', now_ms)
+  redis.call('PEXPIRE', poll_key, ttl_ms)
+  redis.call('PEXPIRE', votes_key, ttl_ms)
+  redis.call('PEXPIRE', version_key, ttl_ms)
+  redis.call('PEXPIRE', voters_key, ttl_ms)
+  return true
 end
 
 -- The current count of each of the n options, in option order.
@@ -65,7 +73,7 @@ end
 
 local ops = {}
 
--- ARGV[5] the created_at the caller has cached the text of ('' for none).
+-- ARGV[6] the created_at the caller has cached the text of ('' for none).
 -- The reply is the state, then question, options JSON and vote_limit when
 -- the cached text is missing or belongs to an earlier poll of this id.
 function ops.read()
@@ -75,7 +83,7 @@ function ops.read()
   end
   local version = tonumber(redis.call('GET', version_key)) or 0
   local reply = state_reply(p[1], version, p[2] == '1', counts_of(redis.call('HLEN', votes_key)))
-  if p[1] ~= ARGV[5] then
+  if p[1] ~= ARGV[6] then
     local text = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit')
     reply[#reply + 1] = text[1]
     reply[#reply + 1] = text[2]
@@ -84,29 +92,31 @@ function ops.read()
   return reply
 end
 
--- ARGV[5] question, [6] options (JSON array of labels), [7] vote_limit,
--- [8] created_at (unix ms), [9] admin_token_sha256, [10..] initial counts.
+-- ARGV[6] question, [7] options (JSON array of labels), [8] vote_limit,
+-- [9] created_at (unix ms), [10] admin_token_sha256, [11..] initial counts.
 function ops.create()
   if redis.call('EXISTS', poll_key) == 1 then
     return { 'err', 'exists' }
   end
-  redis.call('HSET', poll_key, 'question', ARGV[5], 'options', ARGV[6], 'vote_limit', ARGV[7],
-    'closed', '0', 'created_at', ARGV[8], 'admin_token_sha256', ARGV[9])
+  redis.call('HSET', poll_key, 'question', ARGV[6], 'options', ARGV[7], 'vote_limit', ARGV[8],
+    'closed', '0', 'created_at', ARGV[9], 'admin_token_sha256', ARGV[10])
   local fields = {}
-  for i = 10, #ARGV do
-    fields[#fields + 1] = i - 10
+  for i = 11, #ARGV do
+    fields[#fields + 1] = i - 11
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', votes_key, unpack(fields))
   redis.call('SET', version_key, 0)
-  touch()
+  touch(nil)
   return { 'ok' }
 end
 
 -- A batch of votes, counted in order as if each were its own call.
--- ARGV[5] idempotency record TTL (seconds), ARGV[6] number of votes, then
--- three per vote: option index, voter id, index into KEYS of its
--- idempotency key (0: none).
+-- ARGV[6] idempotency record TTL (seconds), ARGV[7] the created_at and
+-- ARGV[8] the option count of the poll as the caller knows it (saves an
+-- HLEN when they are still true), ARGV[9] number of votes, then three per
+-- vote: option index, voter id, index into KEYS of its idempotency key
+-- (0: none).
 --
 -- The reply is the state BEFORE the batch, then one status per vote:
 --   '+'           counted (the caller replays the counts forward),
@@ -115,7 +125,7 @@ end
 -- An idempotency record is "created_at,option,version,count0,count1,…": the
 -- outcome of the vote without the poll's text. One publish per batch.
 function ops.vote()
-  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'vote_limit')
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'vote_limit', 'touched_at')
   local created_at = p[1]
   if not created_at then
     return { 'err', 'poll_not_found' }
@@ -124,15 +134,15 @@ function ops.vote()
     return { 'err', 'poll_closed' }
   end
   local one_per_voter = p[3] == 'one_per_voter'
-  local idem_ttl = ARGV[5]
-  local n = redis.call('HLEN', votes_key)
+  local idem_ttl = ARGV[6]
+  local n = created_at == ARGV[7] and tonumber(ARGV[8]) or redis.call('HLEN', votes_key)
   local version = tonumber(redis.call('GET', version_key)) or 0
   local counts = counts_of(n)
   local reply = state_reply(created_at, version, false, counts)
   local added = {}
-  local counted = 0
-  for v = 1, tonumber(ARGV[6]) do
-    local at = 4 + 3 * v
+  local counted, new_voters = 0, false
+  for v = 1, tonumber(ARGV[9]) do
+    local at = 7 + 3 * v
     local option, voter, key_at = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
     local index = tonumber(option) + 1
     local status
@@ -153,6 +163,7 @@ function ops.vote()
       elseif one_per_voter and redis.call('SADD', voters_key, voter) == 0 then
         status = 'already_voted'
       else
+        new_voters = new_voters or one_per_voter
         counts[index] = counts[index] + 1
         added[index] = (added[index] or 0) + 1
         version = version + 1
@@ -172,7 +183,10 @@ function ops.vote()
     end
     redis.call('SET', version_key, version)
     publish(created_at, version, false, counts)
-    touch()
+    if not touch(p[4]) and new_voters and ttl_ms > 0 then
+      -- The voters set may be new: it must not outlive the poll.
+      redis.call('PEXPIRE', voters_key, ttl_ms)
+    end
   end
   return reply
 end
@@ -190,7 +204,7 @@ function ops.close()
   redis.call('HSET', poll_key, 'closed', '1')
   local version = redis.call('INCR', version_key)
   publish(p[1], version, true, counts)
-  touch()
+  touch(nil)
   return state_reply(p[1], version, true, counts)
 end
 

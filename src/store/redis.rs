@@ -333,7 +333,8 @@ impl Core {
             .arg(op)
             .arg(id.as_str())
             .arg(self.keys.changes(id))
-            .arg(self.limits.poll_ttl.as_millis() as u64);
+            .arg(self.limits.poll_ttl.as_millis() as u64)
+            .arg(crate::poll::now_ms());
         call
     }
 
@@ -482,8 +483,12 @@ impl BatchVoter for Core {
     async fn vote_batch(&self, poll: &PollId, votes: &[Vote]) -> Vec<Result<Results, VoteError>> {
         let all = |e: VoteError| votes.iter().map(|_| Err(e.clone())).collect();
         let mut call = self.invocation("vote", poll);
-        call.arg(self.limits.idempotency_ttl.as_secs().max(1))
-            .arg(votes.len());
+        call.arg(self.limits.idempotency_ttl.as_secs().max(1));
+        match self.texts.get(poll) {
+            Some(text) => call.arg(text.created_at_ms).arg(text.labels.len()),
+            None => call.arg("").arg(0),
+        };
+        call.arg(votes.len());
         let mut keyed = 4;
         for vote in votes {
             call.arg(vote.option).arg(vote.voter.as_str());

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod helpers;
+mod bounds;
 mod cross_site;
 mod disconnects;
 mod errors;

@@ -181,7 +181,8 @@ function ops.vote()
     for index, k in pairs(added) do
       redis.call('HINCRBY', votes_key, index - 1, k)
     end
-    redis.call('SET', version_key, version)
+    -- INCRBY, not SET: a SET would drop the key's TTL.
+    redis.call('INCRBY', version_key, counted)
     publish(created_at, version, false, counts)
     if not touch(p[4]) and new_voters and ttl_ms > 0 then
       -- The voters set may be new: it must not outlive the poll.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
+use ::redis::AsyncCommands;
 
 use crate::helpers::*;
 
@@ -102,7 +102,7 @@ async fn the_change_channel_carries_a_compact_message() {
         .create_poll(&["a long label that never travels", "b"], "unlimited")
         .await;
     let id = poll["id"].as_str().unwrap().to_owned();
-    let client = redis::Client::open(redis.url()).unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
     let mut pubsub = within("pubsub", client.get_async_pubsub()).await.unwrap();
     within(
         "subscribe",

@@ -65,6 +65,12 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts results sent to a client of `transport` that did not wait as
+    /// a follower (a long poll without `since` is answered at once).
+    pub fn answered_at_once(&self, transport: Transport) {
+        self.deliveries[slot(transport)].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Registers an open follower of `transport`; it counts as open until
     /// the returned guard drops, and counts its deliveries through it.
     pub fn follower(self: &Arc<Self>, transport: Transport) -> FollowerStats {
@@ -148,7 +154,8 @@ pub struct TransportStats {
     /// Open now: WebSocket connections, SSE streams, or long polls waiting.
     pub followers: u64,
     /// Results sent, since the instance started: WebSocket `results`
-    /// frames, SSE `results` events, long polls answered 200.
+    /// frames, SSE `results` events, long polls answered 200 (after
+    /// waiting, or at once).
     pub deliveries: u64,
 }
 
@@ -175,6 +182,7 @@ mod tests {
         ws.delivered();
         ws.delivered();
         lp.delivered();
+        stats.answered_at_once(Transport::LongPoll);
         stats.short_poll_answered(true);
         stats.short_poll_answered(false);
         stats.short_poll_answered(false);
@@ -186,7 +194,7 @@ mod tests {
             (s.transports.ws.followers, s.transports.ws.deliveries),
             (1, 2)
         );
-        assert_eq!(s.transports.longpoll.deliveries, 1);
+        assert_eq!(s.transports.longpoll.deliveries, 2);
         assert_eq!(s.transports.sse.followers, 0);
         assert_eq!(
             (s.transports.poll.deliveries, s.transports.poll.not_modified),

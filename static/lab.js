@@ -43,24 +43,6 @@
 
   let run = null; // the current (or last) run; null before the first start
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    start();
-  });
-  stopButton.addEventListener("click", function () { stop(); });
-  rateInput.addEventListener("change", function () {
-    if (run && run.state === "running" && run.voting) {
-      const rate = readRate();
-      if (rate !== null) {
-        run.rate = rate;
-        scheduleVotes(run, true);
-      }
-    }
-  });
-  window.addEventListener("pagehide", function () { if (run) closeFollowers(run); });
-  window.addEventListener("resize", function () { drawChart(); });
-  drawChart();
-
   // ---- Byte counting: what each transport puts on the wire, as far as a
   // page can see it (the page explains each estimate). ----
 
@@ -440,19 +422,22 @@
     return function () { stopper.abort(); };
   }
 
-  function sinceOf(m) {
-    return m.seen >= 0 ? m.seen : initial.version;
-  }
-
   function followLongPoll(r, m) {
     return followPolling(r, m, function () {
-      return { url: base + "/changes?since=" + sinceOf(m) + "&timeout=" + LONGPOLL_SECS };
+      // The first request has no `since`: it answers at once (as on the
+      // poll page), which confirms the connection; then each one waits.
+      return {
+        url: m.seen >= 0 ? base + "/changes?since=" + m.seen + "&timeout=" + LONGPOLL_SECS : base + "/changes",
+      };
     }, 204, function () { return 0; });
   }
 
   function followShortPoll(r, m) {
     return followPolling(r, m, function () {
-      return { url: base, headers: { "If-None-Match": '"' + sinceOf(m) + '"' } };
+      // The page came with a version: the first question can already be
+      // "anything newer than that?".
+      const known = m.seen >= 0 ? m.seen : initial.version;
+      return { url: base, headers: { "If-None-Match": '"' + known + '"' } };
     }, 304, function () { return POLL_EVERY_MS; });
   }
 
@@ -758,4 +743,24 @@
     }
     chart.replaceChildren.apply(chart, parts);
   }
+
+  // ---- Wiring (last: everything above is defined by now) ----
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    start();
+  });
+  stopButton.addEventListener("click", function () { stop(); });
+  rateInput.addEventListener("change", function () {
+    if (run && run.state === "running" && run.voting) {
+      const rate = readRate();
+      if (rate !== null) {
+        run.rate = rate;
+        scheduleVotes(run, true);
+      }
+    }
+  });
+  window.addEventListener("pagehide", function () { if (run) closeFollowers(run); });
+  window.addEventListener("resize", function () { drawChart(); });
+  drawChart();
 })();

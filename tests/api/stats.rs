@@ -86,6 +86,9 @@ async fn stats_count_each_transports_followers_and_deliveries(backend: Backend) 
     let answered = within("long poll answer", waiting).await.unwrap().unwrap();
     assert_eq!(answered, 200);
     wait_followers(&app, "longpoll", 0).await;
+    // Without `since`, a long poll is answered at once: a delivery too.
+    let res = app.get(&format!("/api/polls/{id}/changes")).await;
+    assert_eq!(res.status(), 200);
 
     // Short polling: a 200 is a delivery, a 304 is counted apart.
     let res = app.get(&format!("/api/polls/{id}")).await;
@@ -111,7 +114,11 @@ async fn stats_count_each_transports_followers_and_deliveries(backend: Backend) 
         3,
         "1 on connect + 2 votes"
     );
-    assert_eq!(field(&after, "longpoll", "deliveries"), 1);
+    assert_eq!(
+        field(&after, "longpoll", "deliveries"),
+        2,
+        "one waited, one at once"
+    );
     assert_eq!(field(&after, "poll", "deliveries"), 1);
     assert_eq!(field(&after, "poll", "not_modified"), 1);
     assert_eq!(field(&after, "poll", "followers"), 0);

@@ -149,25 +149,32 @@ fn summed(before: &[Value], after: &[Value], pick: impl Fn(&Value) -> u64) -> u6
         .sum()
 }
 
-/// Waits until no instance counts an open follower (the page closed them).
-async fn wait_no_followers(apps: &[&TestApp]) {
-    within("every follower to be counted out", async {
-        loop {
-            let mut open = 0;
-            for app in apps {
-                let s = stats(app).await;
-                open += TRANSPORTS
-                    .iter()
-                    .map(|t| s["transports"][t]["followers"].as_u64().unwrap())
-                    .sum::<u64>();
-            }
-            if open == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until no instance counts an open follower of `transports` (the
+/// page closed them); fails with the last counts.
+async fn wait_no_followers(apps: &[&TestApp], transports: &[&str]) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut counts = Vec::new();
+        for app in apps {
+            counts.push(stats(app).await);
         }
-    })
-    .await;
+        let open: u64 = counts
+            .iter()
+            .flat_map(|s| {
+                transports
+                    .iter()
+                    .map(move |t| s["transports"][t]["followers"].as_u64().unwrap())
+            })
+            .sum();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "followers still counted open after {WAIT:?}: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +223,9 @@ async fn the_lab_on_a_redis_pair_shows_each_transport_as_it_is_and_agrees_with_t
             "{t} shows the server's figures: {m:?}"
         );
     }
-    assert!((50..=52).contains(&sent), "about 10/s for 5 s: {sent}");
+    // The stop click reaches the page a WebDriver round trip or two after
+    // the 50th vote.
+    assert!((50..=60).contains(&sent), "about 10/s for 5 s: {sent}");
     assert_eq!((accepted, failed), (sent, 0), "every vote accepted");
 
     // Pushes are live; short polling waits for its next question.
@@ -261,7 +270,7 @@ async fn the_lab_on_a_redis_pair_shows_each_transport_as_it_is_and_agrees_with_t
     // The instances' own counts agree, within what the page could miss (an
     // answer in flight when it closed its followers).
     let ab = [&a, &b];
-    wait_no_followers(&ab).await;
+    wait_no_followers(&ab, &TRANSPORTS).await;
     let after = [stats(&a).await, stats(&b).await];
     let votes_by = |i: usize| {
         after[i]["votes_accepted"].as_u64().unwrap() - before[i]["votes_accepted"].as_u64().unwrap()

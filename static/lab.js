@@ -61,12 +61,12 @@
   // The headers tally sends with a response the page cannot read them from
   // (an EventSource stream, a WebSocket's 101): an estimate, sized with
   // this page's instance name and a date of the usual length.
-  function headerBlock(statusLine, headers) {
+  function headerBlock(status, headers) {
     const all = headers.concat([
       "x-tally-instance: " + instance,
       "date: Thu, 01 Jan 2026 00:00:00 GMT",
     ]);
-    return utf8(statusLine + "\r\n" + all.join("\r\n") + "\r\n\r\n");
+    return utf8(status + "\r\n" + all.join("\r\n") + "\r\n\r\n");
   }
   const SSE_HEADERS = headerBlock("HTTP/1.1 200 OK", [
     "content-type: text/event-stream",

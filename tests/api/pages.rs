@@ -620,6 +620,14 @@ async fn the_lab_is_linked_from_home_and_poll_pages_and_carries_its_hooks() {
         "points to the demo lab"
     );
 
+    // A closed poll: no votes either, and the page says so.
+    let (closed, token) = app.create_poll(&["x", "y"], "unlimited").await;
+    let closed = closed["id"].as_str().unwrap();
+    assert_eq!(app.close_poll(closed, Some(&token)).await.status(), 200);
+    let lab = get(&app.client, &app.url(&format!("/polls/{closed}/lab"))).await;
+    assert!(lab.body.contains("data-can-vote=\"false\""));
+    assert!(lab.body.contains("This poll is closed"));
+
     // Its script is served like app.js: own file, pinned by content tag.
     let marker = "/static/lab.js?v=";
     let at = lab.body.find(marker).expect("lab.js linked");

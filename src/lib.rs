@@ -19,7 +19,8 @@
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
 //! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
-//!   drain on SIGTERM; [`metrics`]: Prometheus.
+//!   drain on SIGTERM; [`metrics`]: Prometheus; [`stats`]: this instance's
+//!   own counts, read back for `GET /api/stats` and the transport lab.
 //!
 //! # How a vote flows
 //!
@@ -45,6 +46,7 @@ pub mod poll;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod stats;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! HTML pages: the home page (create a poll, recent polls), the poll page
-//! (vote, live results) and their no-JavaScript form fallbacks.
+//! (vote, live results), their no-JavaScript form fallbacks, and the
+//! transport lab (all four transports measured side by side).
 //!
 //! Pages are rendered on the server with askama and work without
 //! JavaScript; `static/app.js` then follows the poll live over the chosen
@@ -9,6 +10,7 @@
 
 mod assets;
 mod home;
+mod lab;
 mod poll;
 mod view;
 
@@ -41,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/polls", get(home::to_home).post(home::create))
         .route("/polls/{id}", get(poll::show))
         .route("/polls/{id}/vote", post(poll::vote))
+        .route("/polls/{id}/lab", get(lab::show))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
 use crate::metrics::{self, FollowerGauge};
 use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit, now_ms};
+use crate::stats::{FollowerStats, Stats};
 use crate::store::{CreatePoll, Store, Vote};
 
 /// The four ways a client can follow a poll.
@@ -57,6 +58,7 @@ pub struct Following {
     _permit: OwnedSemaphorePermit,
     _gauge: FollowerGauge,
     deliveries: ::metrics::Counter,
+    counted: FollowerStats,
     /// Shortest time between two updates to this follower, when paced.
     pace: Option<Duration>,
     /// When the next update may go out (paced followers only).
@@ -67,6 +69,7 @@ impl Following {
     /// Counts one update sent to this follower and starts its pacing gap.
     pub fn delivered(&mut self) {
         self.deliveries.increment(1);
+        self.counted.delivered();
         self.next_allowed = self.pace.map(|gap| Instant::now() + gap);
     }
 
@@ -94,6 +97,8 @@ pub struct Service {
     /// Shortest gap between two updates to one follower; `None` sends
     /// every version to a follower that keeps up.
     pace: Option<Duration>,
+    /// This instance's own counts, for `GET /api/stats`.
+    stats: Arc<Stats>,
 }
 
 impl Service {
@@ -111,11 +116,17 @@ impl Service {
             followers: Arc::new(Semaphore::new(max_followers)),
             pace: (max_updates_per_second > 0)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(max_updates_per_second))),
+            stats: Stats::new(),
         }
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// This instance's followers, deliveries and votes, as counted so far.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// Creates a poll under a fresh id and returns it with its admin token.
@@ -178,6 +189,7 @@ impl Service {
         match self.store.vote(&vote).await {
             Ok(results) => {
                 metrics::vote_accepted();
+                self.stats.vote_accepted();
                 let snapshot = Snapshot::new(results);
                 self.hub.offer(&snapshot);
                 Ok(snapshot)
@@ -241,6 +253,7 @@ impl Service {
             _permit: permit,
             _gauge: FollowerGauge::new(transport),
             deliveries: metrics::deliveries(transport),
+            counted: self.stats.follower(transport),
             pace: self.pace,
             next_allowed: None,
         })

@@ -76,6 +76,7 @@ pub async fn changes(
         .unwrap_or(app.config.longpoll_timeout);
     let Some(since) = since else {
         let results = app.service.get(&id).await?;
+        app.service.stats().answered_at_once(Transport::LongPoll);
         return Ok(axum::Json(results).into_response());
     };
     let mut following = app.service.follow(&id, Transport::LongPoll).await?;

@@ -91,6 +91,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))
         .route("/api/polls/{id}/ws", get(ws::upgrade))
+        .route("/api/stats", get(ops::stats))
         .route("/api/openapi.json", get(openapi::document))
         .layer(DefaultBodyLimit::max(errors::MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(

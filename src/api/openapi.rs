@@ -20,6 +20,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 use super::{longpoll, ops, polls, sse, ws};
 use crate::error::Error;
 use crate::poll::{MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, OptionResult, Results, VoteLimit};
+use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
 
 /// The whole document: every JSON route, the operational ones, and this one.
 #[derive(OpenApi)]
@@ -34,17 +35,18 @@ use crate::poll::{MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, OptionResult, Resu
     paths(
         polls::create, polls::list, polls::show, polls::vote, polls::close, polls::delete,
         longpoll::changes, sse::events, ws::upgrade,
-        ops::healthz, ops::readyz, ops::metrics, document,
+        ops::healthz, ops::readyz, ops::metrics, ops::stats, document,
     ),
     components(schemas(
         Results, OptionResult, VoteLimit, polls::CreateBody, polls::VoteBody,
         CreatedPoll, PollList, VoteResults, ErrorBody, ErrorDetail, ErrorCode,
+        StatsBody, TransportsStats, TransportStats, ShortPollStats,
     )),
     modifiers(&AdminToken, &InstanceHeader, &OptionalNotNull),
     tags(
         (name = "polls", description = "The poll resource; `GET /api/polls/{id}` is short polling"),
         (name = "follow", description = "Long polling, Server-Sent Events and WebSocket"),
-        (name = "ops", description = "Health, readiness, metrics and this document"),
+        (name = "ops", description = "Health, readiness, metrics, this instance's counts and this document"),
     )
 )]
 pub struct ApiDoc;
@@ -290,6 +292,7 @@ mod tests {
             ("/healthz", "get"),
             ("/readyz", "get"),
             ("/metrics", "get"),
+            ("/api/stats", "get"),
             ("/api/openapi.json", "get"),
         ] {
             let op = &paths[path][method];

@@ -1,12 +1,15 @@
-//! Operational endpoints: liveness, readiness and Prometheus metrics.
+//! Operational endpoints: liveness, readiness, Prometheus metrics and this
+//! instance's own counts (`/api/stats`).
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::AppState;
+use crate::stats::StatsBody;
 
 /// The process is alive and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
@@ -47,4 +50,15 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         )],
         app.metrics.render(),
     )
+}
+
+/// This instance's followers and deliveries per transport, and votes
+///
+/// Counted by the instance that answers (see `instance`), since it
+/// started; behind a load balancer, each replica counts its own. The
+/// transport lab (`/polls/{id}/lab`) shows it beside the browser's figures.
+#[utoipa::path(get, path = "/api/stats", tag = "ops",
+    responses((status = 200, description = "This instance's counts", body = StatsBody)))]
+pub async fn stats(State(app): State<AppState>) -> Json<StatsBody> {
+    Json(app.service.stats().snapshot(&app.instance))
 }

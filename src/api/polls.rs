@@ -157,7 +157,9 @@ pub async fn show(
 ) -> Result<Response, Error> {
     let results = app.service.get(&id).await?;
     let etag = format!("\"{}\"", results.version);
-    if etag_matches(&headers, &etag) {
+    let modified = !etag_matches(&headers, &etag);
+    app.service.stats().short_poll_answered(modified);
+    if !modified {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     Ok(([(header::ETAG, etag)], axum::Json(results)).into_response())

@@ -1,4 +1,5 @@
-//! The script, the stylesheet and the icon, embedded in the binary and
+//! The scripts (the pages' `app.js`, the transport lab's `lab.js`), the
+//! stylesheet and the icon, embedded in the binary and
 //! served under `/static/` — no CDN, no build step, works offline.
 //!
 //! Pages link each file as `/static/NAME?v=HASH`, where the hash is of the
@@ -51,7 +52,8 @@ macro_rules! asset {
 const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
 const STYLE_CSS: Asset = asset!("style.css", "text/css; charset=utf-8");
 const ICON_SVG: Asset = asset!("icon.svg", "image/svg+xml");
-const ASSETS: [Asset; 3] = [APP_JS, STYLE_CSS, ICON_SVG];
+const LAB_JS: Asset = asset!("lab.js", "text/javascript; charset=utf-8");
+const ASSETS: [Asset; 4] = [APP_JS, STYLE_CSS, ICON_SVG, LAB_JS];
 
 /// Content tag of `app.js`, for its URL in the pages.
 pub const APP_JS_VERSION: u64 = APP_JS.version;
@@ -59,6 +61,8 @@ pub const APP_JS_VERSION: u64 = APP_JS.version;
 pub const STYLE_VERSION: u64 = STYLE_CSS.version;
 /// Content tag of `icon.svg`.
 pub const ICON_VERSION: u64 = ICON_SVG.version;
+/// Content tag of `lab.js`, the transport lab's own script.
+pub const LAB_JS_VERSION: u64 = LAB_JS.version;
 
 /// `GET /static/{name}` for the embedded files.
 pub fn routes() -> Router<AppState> {
@@ -111,6 +115,7 @@ mod tests {
     #[test]
     fn content_tags_differ_per_file_and_follow_content() {
         assert_ne!(APP_JS_VERSION, STYLE_VERSION);
+        assert_ne!(APP_JS_VERSION, LAB_JS_VERSION);
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
     }

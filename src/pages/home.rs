@@ -17,6 +17,7 @@ use super::{PageError, no_store, voter_jar};
 use crate::api::AppState;
 use crate::error::Error;
 use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit};
+use crate::service::DEMO_POLL_ID;
 
 /// How many polls the home page lists.
 const RECENT: usize = 20;
@@ -44,6 +45,10 @@ async fn home_page(app: &AppState, form: CreateForm, error: Option<String>) -> H
         form,
         error,
         recent,
+        lab_url: app
+            .config
+            .demo
+            .then(|| format!("/polls/{DEMO_POLL_ID}/lab")),
     }
 }
 

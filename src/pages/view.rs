@@ -73,6 +73,8 @@ pub struct HomePage {
     pub form: CreateForm,
     pub error: Option<String>,
     pub recent: Option<Vec<PollSummary>>,
+    /// The demo poll's transport lab, when this instance keeps a demo poll.
+    pub lab_url: Option<String>,
 }
 
 /// The answer to the create form: the link and the admin token, once.
@@ -172,6 +174,33 @@ impl PollPage {
             results_json: serde_json::to_string(results).expect("results always serialise"),
         }
     }
+}
+
+/// One transport's panel in the lab: its hook name, title and a plain-words
+/// account of how it works.
+#[derive(Clone, Copy)]
+pub struct LabPanel {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub explain: &'static str,
+}
+
+/// `/polls/{id}/lab`: the poll followed over all four transports at once.
+#[derive(Template, WebTemplate)]
+#[template(path = "lab.html")]
+pub struct LabPage {
+    pub id: String,
+    pub question: String,
+    pub instance: String,
+    pub panels: Vec<LabPanel>,
+    /// Whether the lab may cast votes here (an open, unlimited poll).
+    pub can_vote: bool,
+    /// Why it may not, in words, when it may not.
+    pub why_not: Option<&'static str>,
+    /// Where to try the vote control instead (the demo poll's lab), if anywhere.
+    pub try_instead: Option<String>,
+    /// The results as JSON, for the script (an escaped attribute value).
+    pub results_json: String,
 }
 
 /// Any page-level failure: not found, unavailable, refused.

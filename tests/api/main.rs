@@ -25,5 +25,6 @@ mod shutdown;
 mod smoke;
 mod soak;
 mod sse;
+mod stats;
 mod votes;
 mod websocket;

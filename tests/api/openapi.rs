@@ -36,6 +36,7 @@ async fn the_openapi_document_is_served_and_describes_every_route(backend: Backe
         "/healthz",
         "/readyz",
         "/metrics",
+        "/api/stats",
         "/api/openapi.json",
     ] {
         assert!(paths.contains_key(path), "{path} undocumented");

@@ -145,7 +145,7 @@ async fn poll_page_shows_results_transport_version_and_instance() {
 #[tokio::test]
 async fn pages_carry_a_strict_csp_and_no_inline_script_or_style() {
     let app = spawn_app(&Backend::Memory).await;
-    for path in ["/", "/polls/lpl", "/polls/missing"] {
+    for path in ["/", "/polls/lpl", "/polls/lpl/lab", "/polls/missing"] {
         let page = get(&app.client, &app.url(path)).await;
         let csp = page.header("content-security-policy");
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
@@ -185,7 +185,11 @@ async fn user_text_is_escaped_on_every_page() {
     let created: Value = res.json().await.unwrap();
     let id = created["poll"]["id"].as_str().unwrap();
 
-    for path in [format!("/polls/{id}"), "/".to_owned()] {
+    for path in [
+        format!("/polls/{id}"),
+        format!("/polls/{id}/lab"),
+        "/".to_owned(),
+    ] {
         let page = get(&app.client, &app.url(&path)).await;
         assert_eq!(page.status, 200);
         assert!(!page.body.contains("<script>alert"), "{path}: raw script");
@@ -490,7 +494,11 @@ async fn form_votes_on_closed_or_unknown_polls_are_refused() {
 #[tokio::test]
 async fn unknown_poll_page_is_a_404_page() {
     let app = spawn_app(&Backend::Memory).await;
-    for path in ["/polls/does-not-exist", "/polls/bad%20id"] {
+    for path in [
+        "/polls/does-not-exist",
+        "/polls/bad%20id",
+        "/polls/does-not-exist/lab",
+    ] {
         let page = get(&app.client, &app.url(path)).await;
         assert_eq!(page.status, 404, "{path}");
         assert!(page.is_html(), "{path}");
@@ -555,4 +563,78 @@ async fn form_vote_redirect_keeps_only_a_known_transport() {
     .await;
     assert_eq!(page.status, 303);
     assert_eq!(page.headers[LOCATION], "/polls/lpl?notice=voted&choice=2");
+}
+
+#[tokio::test]
+async fn the_lab_is_linked_from_home_and_poll_pages_and_carries_its_hooks() {
+    let app = spawn_app(&Backend::Memory).await;
+    let home = get(&app.client, &app.url("/")).await;
+    assert!(
+        home.body.contains("href=\"/polls/lpl/lab\""),
+        "home links the demo poll's lab"
+    );
+    let (poll, _) = app.create_poll(&["a", "b"], "one_per_voter").await;
+    let id = poll["id"].as_str().unwrap();
+    for poll_id in ["lpl", id] {
+        let page = get(&app.client, &app.url(&format!("/polls/{poll_id}"))).await;
+        assert!(
+            page.body
+                .contains(&format!("href=\"/polls/{poll_id}/lab\"")),
+            "/polls/{poll_id} links its lab"
+        );
+    }
+
+    let lab = get(&app.client, &app.url("/polls/lpl/lab")).await;
+    assert_eq!(lab.status, 200);
+    assert!(lab.is_html());
+    for hook in [
+        "data-transport=\"ws\"",
+        "data-transport=\"sse\"",
+        "data-transport=\"longpoll\"",
+        "data-transport=\"poll\"",
+        "data-metric=\"updates\"",
+        "data-metric=\"p50\"",
+        "data-metric=\"p99\"",
+        "data-metric=\"requests\"",
+        "data-metric=\"bytes\"",
+        "data-lab-rate",
+        "data-lab-start",
+        "data-lab-stop",
+        "data-can-vote=\"true\"",
+    ] {
+        assert!(lab.body.contains(hook), "lab lacks {hook}");
+    }
+    assert_eq!(lab.body.matches("data-metric=\"updates\"").count(), 4);
+    assert!(
+        !lab.body.contains("id=\"lab-why\""),
+        "the demo poll takes votes"
+    );
+
+    // A one-per-voter poll: the rate control is off, and the page says why.
+    let lab = get(&app.client, &app.url(&format!("/polls/{id}/lab"))).await;
+    assert_eq!(lab.status, 200);
+    assert!(lab.body.contains("data-can-vote=\"false\""));
+    assert!(lab.body.contains("one vote per person"));
+    assert!(
+        lab.body.contains("href=\"/polls/lpl/lab\""),
+        "points to the demo lab"
+    );
+
+    // A closed poll: no votes either, and the page says so.
+    let (closed, token) = app.create_poll(&["x", "y"], "unlimited").await;
+    let closed = closed["id"].as_str().unwrap();
+    assert_eq!(app.close_poll(closed, Some(&token)).await.status(), 200);
+    let lab = get(&app.client, &app.url(&format!("/polls/{closed}/lab"))).await;
+    assert!(lab.body.contains("data-can-vote=\"false\""));
+    assert!(lab.body.contains("This poll is closed"));
+
+    // Its script is served like app.js: own file, pinned by content tag.
+    let marker = "/static/lab.js?v=";
+    let at = lab.body.find(marker).expect("lab.js linked");
+    let linked = &lab.body[at..at + lab.body[at..].find('"').unwrap()];
+    let script = get(&app.client, &app.url(linked)).await;
+    assert_eq!(script.status, 200);
+    assert!(script.header("content-type").starts_with("text/javascript"));
+    assert!(script.header("cache-control").contains("immutable"));
+    assert!(script.body.contains("data-lab-chart"));
 }

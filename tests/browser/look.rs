@@ -19,15 +19,15 @@ const DEMO: [u64; 3] = [300, 200, 600];
 const README_SHOT: &str = "docs/screenshots/poll.png";
 
 /// A viewport to check and photograph the pages at.
-struct Screen {
-    name: &'static str,
+pub struct Screen {
+    pub name: &'static str,
     width: u32,
     height: u32,
     scale: f64,
     mobile: bool,
 }
 
-const DESKTOP: Screen = Screen {
+pub const DESKTOP: Screen = Screen {
     name: "desktop",
     width: 1280,
     height: 900,
@@ -35,7 +35,7 @@ const DESKTOP: Screen = Screen {
     mobile: false,
 };
 
-const PHONE: Screen = Screen {
+pub const PHONE: Screen = Screen {
     name: "phone",
     width: 390,
     height: 844,
@@ -74,12 +74,12 @@ document.querySelectorAll('main *').forEach(function (e) {
 return problems;
 "#;
 
-async fn check_layout(page: &Page, what: &str) {
+pub async fn check_layout(page: &Page, what: &str) {
     let problems = page.js(LAYOUT_PROBLEMS, vec![]).await;
     assert_eq!(problems, json!([]), "{what}: layout problems");
 }
 
-async fn at(page: &Page, screen: &Screen) {
+pub async fn at(page: &Page, screen: &Screen) {
     page.viewport(screen.width, screen.height, screen.scale, screen.mobile)
         .await;
 }
@@ -180,7 +180,7 @@ fn assert_cjk_font() {
 
 /// The focus ring of the focused element: whether `:focus-visible` holds
 /// and its outline's style and width.
-async fn focus_ring(page: &Page) -> Value {
+pub async fn focus_ring(page: &Page) -> Value {
     page.js(
         "const e = document.activeElement; const s = getComputedStyle(e); \
          return {tag: e.tagName.toLowerCase(), text: e.textContent.trim(), \

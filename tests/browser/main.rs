@@ -19,6 +19,7 @@ mod poll_page;
 mod create;
 mod escaping;
 mod failover;
+mod lab;
 mod live;
 mod look;
 mod no_js;

@@ -101,6 +101,10 @@ pub struct Args {
     /// Longest wait for followers to connect, and to converge at the end.
     #[arg(long, default_value = "60s", value_parser = duration)]
     settle: Duration,
+    /// After the followers have gone, wait this long and sample the servers'
+    /// RSS again: does the memory of a burst of followers come back?
+    #[arg(long, value_parser = duration)]
+    after_leave: Option<Duration>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -263,6 +267,15 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
         outcomes.push((transport, p, outcome));
     }
     cancel.cancel();
+    let left = match args.after_leave {
+        Some(wait) => {
+            // Every follower's task has ended, so its connection is closed
+            // on this side; the servers notice within a moment.
+            tokio::time::sleep(wait).await;
+            Some(sample(&args.server_pids))
+        }
+        None => None,
+    };
     Ok(report::build(report::Inputs {
         args,
         shared: &shared,
@@ -275,6 +288,7 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
         baseline,
         idle,
         after,
+        left,
     }))
 }
 

@@ -168,6 +168,12 @@ impl Follower {
         &self.id
     }
 
+    /// Whether the channel holds results (not nothing yet, not a
+    /// deletion), without marking them seen.
+    pub fn has_results(&self) -> bool {
+        matches!(&*self.rx.borrow(), Some(PollEvent::Results(_)))
+    }
+
     /// The newest event, marking it seen.
     pub fn latest(&mut self) -> Option<PollEvent> {
         self.rx.borrow_and_update().clone()

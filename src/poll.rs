@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -363,6 +364,7 @@ pub struct Snapshot {
     pub results: Results,
     json: String,
     ws_frame: OnceLock<Utf8Bytes>,
+    sse_event: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -372,6 +374,7 @@ impl Snapshot {
             results,
             json,
             ws_frame: OnceLock::new(),
+            sse_event: OnceLock::new(),
         })
     }
 
@@ -389,6 +392,22 @@ impl Snapshot {
     pub fn ws_frame(&self) -> Utf8Bytes {
         self.ws_frame
             .get_or_init(|| format!("{{\"type\":\"results\",{}", &self.json[1..]).into())
+            .clone()
+    }
+
+    /// The whole SSE event, `event: results`, `id: <version>` and the JSON
+    /// as its one data line, built once and shared by every stream (compact
+    /// JSON has no newline, so one `data:` line carries it all).
+    pub fn sse_event(&self) -> Bytes {
+        self.sse_event
+            .get_or_init(|| {
+                format!(
+                    "event: results\nid: {}\ndata: {}\n\n",
+                    self.version(),
+                    self.json
+                )
+                .into()
+            })
             .clone()
     }
 }
@@ -473,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn ws_frame_is_results_with_a_type() {
+    fn ws_frame_and_sse_event_carry_the_results() {
         let id = PollId::parse("p").unwrap();
         let r = Results::new(
             &id,
@@ -487,6 +506,11 @@ mod tests {
         assert_eq!(r.total, 3);
         let s = Snapshot::new(r.clone());
         let v: serde_json::Value = serde_json::from_str(s.ws_frame().as_str()).unwrap();
+        let event = String::from_utf8(s.sse_event().to_vec()).unwrap();
+        assert_eq!(
+            event,
+            format!("event: results\nid: 3\ndata: {}\n\n", s.json())
+        );
         assert_eq!(v["type"], "results");
         assert_eq!(v["version"], 3);
         assert_eq!(serde_json::from_str::<Results>(s.json()).unwrap(), r);

@@ -238,6 +238,15 @@ impl Service {
 
     /// Starts following a poll: joins the hub, subscribes when first here,
     /// then reads the snapshot — in that order, so no change falls between.
+    ///
+    /// Only the first follower of a poll here reads the store, and anyone
+    /// who finds the hub without results or the feed not live. Otherwise
+    /// the hub is current: the first follower read the poll after its
+    /// subscription, every change since has come in through the feed (or,
+    /// on the embedded store, through this service), and a reconnected
+    /// feed is live only once it has re-read the poll. So a long poll —
+    /// one follow per request — costs no store read while the poll is
+    /// followed here.
     pub async fn follow(&self, id: &PollId, transport: Transport) -> Result<Following, Error> {
         let permit = Arc::clone(&self.followers)
             .try_acquire_owned()
@@ -246,8 +255,12 @@ impl Service {
         if first && let Some(feed) = &self.feed {
             feed.subscribe(id).await;
         }
-        let results = self.store.get(id).await?.ok_or(Error::PollNotFound)?;
-        self.hub.offer(&Snapshot::new(results));
+        let current =
+            !first && follower.has_results() && self.feed.as_ref().is_none_or(|f| f.is_live());
+        if !current {
+            let results = self.store.get(id).await?.ok_or(Error::PollNotFound)?;
+            self.hub.offer(&Snapshot::new(results));
+        }
         Ok(Following {
             follower,
             _permit: permit,

@@ -4,16 +4,27 @@
 //! `id: <version>` at once (or, with `Last-Event-ID`, once the version
 //! passes it) and on every change; `event: deleted` ends it, and so does
 //! shutdown, so the browser reconnects to another instance.
+//!
+//! Every results event is the snapshot's own [`Snapshot::sse_event`] text,
+//! built once per version and shared by every stream of the instance: a
+//! delivery copies a reference, not the JSON. The keep-alive comment is
+//! written after `sse_keepalive` without an event; its timer is re-armed
+//! only when it fires, not on every event.
+//!
+//! [`Snapshot::sse_event`]: crate::poll::Snapshot::sse_event
 
 use std::convert::Infallible;
-use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::{self, Stream};
-use tokio_util::sync::CancellationToken;
+use std::pin::Pin;
+
+use tokio::time::{Duration, Instant, Sleep, sleep_until};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::openapi::{self, ErrorBody};
 use super::{AppState, PollPath};
@@ -21,13 +32,23 @@ use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::service::{Following, Transport};
 
-/// How long a browser waits before reconnecting.
-const RETRY: Duration = Duration::from_millis(2000);
+/// Opens every stream: browsers wait 2 s before reconnecting.
+const RETRY: &[u8] = b"retry: 2000\n\n";
+/// The keep-alive comment.
+const KEEP_ALIVE: &[u8] = b":\n\n";
 
 struct StreamState {
     following: Following,
     last_sent: Option<u64>,
-    shutdown: CancellationToken,
+    /// Registered once for the stream's life, not once per wait.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    keep_alive: Duration,
+    /// When something was last written; the keep-alive is due a
+    /// `keep_alive` after it.
+    last_write: Instant,
+    /// Fires at the keep-alive deadline as it was when last armed; events
+    /// written since only move the deadline when it fires.
+    alive_timer: Pin<Box<Sleep>>,
     started: bool,
     done: bool,
 }
@@ -61,46 +82,55 @@ pub async fn events(
     State(app): State<AppState>,
     PollPath(id): PollPath,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, Error> {
+) -> Result<Response, Error> {
     let following = app.service.follow(&id, Transport::Sse).await?;
+    let keep_alive = app.config.sse_keepalive;
     let state = StreamState {
         following,
         last_sent: last_event_id(&headers),
-        shutdown: app.shutdown.token(),
+        shutdown: Box::pin(app.shutdown.triggered_owned()),
+        keep_alive,
+        last_write: Instant::now(),
+        alive_timer: Box::pin(sleep_until(Instant::now() + keep_alive)),
         started: false,
         done: false,
     };
-    let keep_alive = KeepAlive::new().interval(app.config.sse_keepalive);
-    Ok(Sse::new(event_stream(state)).keep_alive(keep_alive))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(event_stream(state)),
+    )
+        .into_response())
 }
 
-fn event_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> {
+fn event_stream(state: StreamState) -> impl Stream<Item = Result<Bytes, Infallible>> {
     stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
         if !st.started {
             st.started = true;
-            return Some((Ok(Event::default().retry(RETRY)), st));
+            st.last_write = Instant::now();
+            return Some((Ok(Bytes::from_static(RETRY)), st));
         }
         let mut event = st.following.follower.latest();
         loop {
-            match event {
+            match event.take() {
                 Some(PollEvent::Deleted) => {
                     st.done = true;
-                    let data = format!("{{\"id\":\"{}\"}}", st.following.follower.poll_id());
-                    return Some((Ok(Event::default().event("deleted").data(data)), st));
+                    let id = st.following.follower.poll_id();
+                    let text = format!("event: deleted\ndata: {{\"id\":\"{id}\"}}\n\n");
+                    return Some((Ok(Bytes::from(text)), st));
                 }
                 Some(PollEvent::Results(s))
                     if st.last_sent.is_none_or(|last| s.version() > last) =>
                 {
                     st.last_sent = Some(s.version());
+                    st.last_write = Instant::now();
                     st.following.delivered();
-                    let ev = Event::default()
-                        .event("results")
-                        .id(s.version().to_string())
-                        .data(s.json());
-                    return Some((Ok(ev), st));
+                    return Some((Ok(s.sse_event()), st));
                 }
                 _ => {}
             }
@@ -109,7 +139,19 @@ fn event_stream(state: StreamState) -> impl Stream<Item = Result<Event, Infallib
                     Some(next) => event = Some(next),
                     None => return None,
                 },
-                _ = st.shutdown.cancelled() => return None,
+                _ = st.alive_timer.as_mut() => {
+                    let due = st.last_write + st.keep_alive;
+                    let now = Instant::now();
+                    if due > now {
+                        // Something was written since it was armed.
+                        st.alive_timer.as_mut().reset(due);
+                        continue;
+                    }
+                    st.last_write = now;
+                    st.alive_timer.as_mut().reset(now + st.keep_alive);
+                    return Some((Ok(Bytes::from_static(KEEP_ALIVE)), st));
+                }
+                _ = st.shutdown.as_mut() => return None,
             }
         }
     })

@@ -175,3 +175,65 @@ async fn long_poller_ends_on_the_exact_tallies_of_concurrent_votes(backend: Back
     assert_eq!(counts(&last), expected);
     assert_eq!(total(&last), K as u64);
 }
+
+mod redis_reads {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn followed_poll_answers_long_polls_without_a_store_read() {
+        super::followed_poll_answers_long_polls_without_a_store_read().await;
+    }
+}
+
+/// Scripted calls Redis has answered so far (every store read is one).
+async fn script_calls(redis: &TestRedis) -> u64 {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = within(
+        "redis connection",
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap();
+    let info: String = within(
+        "INFO commandstats",
+        ::redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn),
+    )
+    .await
+    .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// While a poll is followed on an instance whose feed is live, the hub is
+/// current: a long poll is answered from it, not from a Redis read.
+async fn followed_poll_answers_long_polls_without_a_store_read() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&Backend::Redis(redis.clone())).await;
+    wait_until_ready(&app).await;
+    assert_eq!(app.vote("lpl", 0, None).await.0, 200);
+    let mut ws = app.ws("lpl").await;
+    let first = ws.next_results().await;
+    let version = first["version"].as_u64().unwrap();
+    let before = script_calls(&redis).await;
+    for _ in 0..10 {
+        let res = app.get(&changes("lpl", version - 1, 30)).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = within("long poll body", res.json()).await.unwrap();
+        assert_eq!(body["version"].as_u64(), Some(version));
+    }
+    let reads = script_calls(&redis).await - before;
+    assert!(
+        reads < 5,
+        "10 long polls of a followed poll made {reads} store reads"
+    );
+    drop(ws);
+}

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::nchan;
 use crate::net::{self, Counters, Http, Target, version_of};
 use crate::stats::{AckTable, Latencies, LocalLatencies};
 
@@ -51,6 +52,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     pub latencies: Arc<Latencies>,
     pub poll_interval: Duration,
+    /// Following Nchan's subscriber endpoint instead of tally's API.
+    pub nchan: bool,
 }
 
 /// Signals common to every follower of the run.
@@ -144,6 +147,7 @@ pub async fn run(
     let result = match shared.transport {
         Transport::Ws => ws(&ctx, &mut seen).await,
         Transport::Sse => sse(&ctx, &mut seen).await,
+        Transport::Longpoll if shared.nchan => nchan_longpoll(&ctx, &mut seen).await,
         Transport::Longpoll => longpoll(&ctx, &mut seen).await,
         Transport::Poll => poll(&ctx, &mut seen).await,
     };
@@ -163,7 +167,11 @@ async fn ws(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
         control,
     } = *ctx;
     let stream = net::connect(target, source, &shared.counters).await?;
-    let url = format!("ws://{}/api/polls/{poll_id}/ws", target.host);
+    let url = if shared.nchan {
+        format!("ws://{}{}", target.host, nchan::subscriber_path(poll_id))
+    } else {
+        format!("ws://{}/api/polls/{poll_id}/ws", target.host)
+    };
     // Small buffers: the bench holds tens of thousands of these.
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -177,7 +185,8 @@ async fn ws(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
             msg = socket.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let bytes: Bytes = text.into();
-                    if bytes.starts_with(br#"{"type":"results""#) {
+                    // Nchan sends the published message as it is.
+                    if shared.nchan || bytes.starts_with(br#"{"type":"results""#) {
                         let v = seen.results(bytes);
                         if reached(&target_rx, v) { break; }
                     }
@@ -205,7 +214,11 @@ async fn sse(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
         control,
     } = *ctx;
     let mut http = Http::open(target, source, &shared.counters).await?;
-    let path = format!("/api/polls/{poll_id}/events");
+    let path = if shared.nchan {
+        nchan::subscriber_path(poll_id)
+    } else {
+        format!("/api/polls/{poll_id}/events")
+    };
     let res = http
         .send(Method::GET, &path, &[("accept", "text/event-stream")], None)
         .await?;
@@ -305,6 +318,62 @@ async fn longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
             }
             (StatusCode::NO_CONTENT, _, _) => {}
             (other, _, _) => anyhow::bail!("long poll status {other}"),
+        }
+    }
+    Ok(())
+}
+
+/// Nchan's long poll: each reply carries `Last-Modified` and `Etag`, sent
+/// back as `If-Modified-Since` and `If-None-Match` to ask for the message
+/// after it. The first request, without them, gets the channel's oldest
+/// message: the first state.
+async fn nchan_longpoll(ctx: &Ctx<'_>, seen: &mut Seen) -> anyhow::Result<()> {
+    let control = ctx.control;
+    let mut http = Http::open(ctx.target, ctx.source, &ctx.shared.counters).await?;
+    let path = nchan::subscriber_path(ctx.poll_id);
+    let mut target_rx = control.target.clone();
+    let mut cursor: Option<(String, String)> = None;
+    loop {
+        if seen.outcome.connected && reached(&target_rx, seen.outcome.last_version) {
+            break;
+        }
+        let (status, headers, body) = {
+            let ask: Vec<(&str, &str)> = match &cursor {
+                Some((modified, etag)) => vec![
+                    ("if-modified-since", modified.as_str()),
+                    ("if-none-match", etag.as_str()),
+                ],
+                None => vec![],
+            };
+            let fetch = http.fetch(Method::GET, &path, &ask, None);
+            tokio::pin!(fetch);
+            loop {
+                tokio::select! {
+                    res = &mut fetch => break res?,
+                    _ = target_rx.changed() => {
+                        if reached(&target_rx, seen.outcome.last_version) {
+                            return Ok(());
+                        }
+                    }
+                    _ = control.cancel.cancelled() => return Ok(()),
+                }
+            }
+        };
+        match status {
+            StatusCode::OK => {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                        .unwrap_or_default()
+                };
+                cursor = Some((header("last-modified"), header("etag")));
+                seen.results(body);
+            }
+            // A subscriber timeout or an expired message id: ask again.
+            StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT | StatusCode::REQUEST_TIMEOUT => {}
+            other => anyhow::bail!("nchan long poll status {other}"),
         }
     }
     Ok(())

@@ -10,6 +10,7 @@
 //! tallies.
 
 mod follow;
+mod nchan;
 mod net;
 mod report;
 mod stats;
@@ -43,6 +44,15 @@ pub struct Args {
     /// Instance base URLs; followers and voters are spread over them.
     #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
     urls: Vec<String>,
+    /// Where votes (with --nchan: publishes) go instead, e.g. one instance
+    /// while the followers are on another (repeatable).
+    #[arg(long = "vote-url")]
+    vote_urls: Vec<String>,
+    /// Drive Nchan instead of tally: followers subscribe to `/sub/{channel}`
+    /// on --url, and each vote is a publish of the bench's own tallies to
+    /// `/pub/{channel}` (WebSocket, SSE and long polling only).
+    #[arg(long)]
+    nchan: bool,
     /// WebSocket followers.
     #[arg(long, default_value_t = 0)]
     ws: usize,
@@ -91,6 +101,10 @@ pub struct Args {
     /// Longest wait for followers to connect, and to converge at the end.
     #[arg(long, default_value = "60s", value_parser = duration)]
     settle: Duration,
+    /// After the followers have gone, wait this long and sample the servers'
+    /// RSS again: does the memory of a burst of followers come back?
+    #[arg(long, value_parser = duration)]
+    after_leave: Option<Duration>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -142,13 +156,23 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<report::Report> {
+    if args.nchan && args.poll > 0 {
+        bail!("--nchan drives WebSocket, SSE and long-poll followers only");
+    }
     let mut targets = Vec::new();
     for url in &args.urls {
         targets.push(Target::parse(url).await?);
     }
+    let mut vote_targets = Vec::new();
+    for url in &args.vote_urls {
+        vote_targets.push(Target::parse(url).await?);
+    }
+    if vote_targets.is_empty() {
+        vote_targets = targets.clone();
+    }
     let start = Instant::now();
     let capacity = votes_capacity(args);
-    let polls = prepare_polls(args, &targets[0], start, capacity).await?;
+    let polls = prepare_polls(args, &vote_targets[0], start, capacity).await?;
     let cancel = CancellationToken::new();
     let ready = Arc::new((AtomicUsize::new(0), Notify::new()));
     let poll_targets: Vec<watch::Sender<Option<u64>>> =
@@ -166,6 +190,7 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
             counters: Arc::new(Counters::default()),
             latencies: Arc::new(Latencies::default()),
             poll_interval: args.poll_interval,
+            nchan: args.nchan,
         });
         for _ in 0..args.followers(transport) {
             let p = index % polls.len();
@@ -206,7 +231,7 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
     });
     let vote_started = Instant::now();
     if !args.no_votes {
-        cast_votes(args, &voting, &targets).await;
+        cast_votes(args, &voting, &vote_targets).await;
     }
     let vote_elapsed = vote_started.elapsed();
     let after = sample(&args.server_pids);
@@ -214,7 +239,10 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
     // Convergence: every follower must reach each poll's final version.
     let mut finals = Vec::new();
     for (p, run) in voting.polls.iter().enumerate() {
-        let final_results = fetch_results(&targets[0], &run.id).await?;
+        let final_results = match &run.nchan {
+            Some(channel) => serde_json::from_str(&channel.results().1)?,
+            None => fetch_results(&targets[0], &run.id).await?,
+        };
         let version = final_results["version"].as_u64().context("final version")?;
         poll_targets[p].send_replace(Some(version));
         finals.push(final_results);
@@ -239,6 +267,15 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
         outcomes.push((transport, p, outcome));
     }
     cancel.cancel();
+    let left = match args.after_leave {
+        Some(wait) => {
+            // Every follower's task has ended, so its connection is closed
+            // on this side; the servers notice within a moment.
+            tokio::time::sleep(wait).await;
+            Some(sample(&args.server_pids))
+        }
+        None => None,
+    };
     Ok(report::build(report::Inputs {
         args,
         shared: &shared,
@@ -251,6 +288,7 @@ async fn run(args: &Args) -> anyhow::Result<report::Report> {
         baseline,
         idle,
         after,
+        left,
     }))
 }
 
@@ -277,6 +315,19 @@ async fn prepare_polls(
     start: Instant,
     capacity: usize,
 ) -> anyhow::Result<Vec<PollRun>> {
+    if args.nchan {
+        let mut runs = Vec::new();
+        for _ in 0..args.polls.max(1) {
+            let channel = nchan::prepare(target).await?;
+            runs.push(PollRun {
+                id: channel.id.clone(),
+                options: channel.options(),
+                acks: Arc::new(AckTable::new(start, channel.results().0, capacity)),
+                nchan: Some(channel),
+            });
+        }
+        return Ok(runs);
+    }
     let mut ids = args.poll_ids.clone();
     if ids.is_empty() {
         let mut http = Http::open(target, None, &Arc::new(Counters::default())).await?;
@@ -308,6 +359,7 @@ async fn prepare_polls(
             id,
             options,
             acks: Arc::new(AckTable::new(start, version, capacity)),
+            nchan: None,
         });
     }
     Ok(runs)

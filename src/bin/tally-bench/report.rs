@@ -19,6 +19,8 @@ pub struct Report {
     pub converged: bool,
     pub instances: usize,
     pub vote_seconds: f64,
+    /// `--after-leave`, in seconds.
+    pub after_leave_seconds: Option<f64>,
     pub votes: VotesReport,
     pub transports: BTreeMap<&'static str, TransportReport>,
     pub server: Option<ServerReport>,
@@ -53,6 +55,8 @@ pub struct ServerReport {
     pub rss_kib_with_followers: u64,
     pub rss_kib_per_follower: f64,
     pub rss_kib_after_votes: u64,
+    /// With `--after-leave`: RSS that long after every follower left.
+    pub rss_kib_after_followers_left: Option<u64>,
     pub cpu_seconds_while_voting: f64,
     pub cpu_ms_per_1000_deliveries: f64,
 }
@@ -69,6 +73,7 @@ pub struct Inputs<'a> {
     pub baseline: Vec<ProcSample>,
     pub idle: Vec<ProcSample>,
     pub after: Vec<ProcSample>,
+    pub left: Option<Vec<ProcSample>>,
 }
 
 fn counts(v: &serde_json::Value) -> Vec<u64> {
@@ -147,6 +152,7 @@ pub fn build(i: Inputs<'_>) -> Report {
                 (sum(&i.idle, rss) - sum(&i.baseline, rss)) / i.connected as f64
             },
             rss_kib_after_votes: sum(&i.after, rss) as u64,
+            rss_kib_after_followers_left: i.left.as_ref().map(|l| sum(l, rss) as u64),
             cpu_seconds_while_voting: cpu_while_voting,
             cpu_ms_per_1000_deliveries: if total_deliveries == 0 {
                 0.0
@@ -159,6 +165,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         converged: all_converged,
         instances: i.args.urls.len(),
         vote_seconds: secs,
+        after_leave_seconds: i.args.after_leave.map(|d| d.as_secs_f64()),
         votes: VotesReport {
             accepted,
             per_second: accepted as f64 / secs,
@@ -226,6 +233,12 @@ pub fn print_table(r: &Report) {
             s.rss_kib_per_follower,
             s.rss_kib_after_votes
         );
+        if let (Some(left), Some(wait)) = (s.rss_kib_after_followers_left, r.after_leave_seconds) {
+            println!(
+                "server: RSS {left} KiB {wait:.0} s after every follower left ({:.2}× the RSS without followers)",
+                left as f64 / s.rss_kib_without_followers.max(1) as f64
+            );
+        }
         println!(
             "server: {:.2} CPU s while voting, {:.1} CPU ms per 1,000 deliveries",
             s.cpu_seconds_while_voting, s.cpu_ms_per_1000_deliveries

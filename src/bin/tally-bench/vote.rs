@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use tokio_util::sync::CancellationToken;
 
+use crate::nchan::{self, Channel};
 use crate::net::{Counters, Http, Target, version_of};
 use crate::stats::{AckTable, Latencies, LocalLatencies};
 
@@ -18,6 +19,8 @@ pub struct PollRun {
     pub id: String,
     pub options: u32,
     pub acks: Arc<AckTable>,
+    /// With `--nchan`: the channel whose tallies the bench keeps and publishes.
+    pub nchan: Option<Arc<Channel>>,
 }
 
 /// What all voters share.
@@ -92,6 +95,23 @@ pub async fn voter(
             }
         }
         let conn = http.as_mut().expect("connected");
+        if let Some(channel) = &poll.nchan {
+            let (version, body) = channel.vote(option);
+            let started = Instant::now();
+            match nchan::publish(conn, &channel.id, body).await {
+                Ok(StatusCode::CREATED | StatusCode::ACCEPTED) => {
+                    poll.acks.acked(version);
+                    local.record(started.elapsed().as_micros() as u64);
+                    voting.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(status) => voting.error(status.as_u16().to_string()),
+                Err(e) => {
+                    voting.error(format!("transport: {}", e.root_cause()));
+                    http = None;
+                }
+            }
+            continue;
+        }
         let key = format!("b{worker}x{n}");
         let mut headers = vec![];
         if voting.idempotency_keys {

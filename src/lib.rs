@@ -19,7 +19,8 @@
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
 //! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
-//!   drain on SIGTERM; [`metrics`]: Prometheus.
+//!   drain on SIGTERM; [`linger`]: lingering close after a refused body;
+//!   [`metrics`]: Prometheus.
 //!
 //! # How a vote flows
 //!
@@ -35,6 +36,7 @@ pub mod bus;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod linger;
 pub mod metrics;
 pub mod pages;
 pub mod poll;
@@ -211,11 +213,16 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .fallback(api::errors::not_found)
-        .method_not_allowed_fallback(api::errors::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::security::refuse_cross_site,
         ))
+        // After the cross-site layer, on purpose: axum swaps this handler in
+        // for each route's default fallback, so a method a route does not
+        // have answers 405 without passing the cross-site check (a PUT with
+        // a foreign or empty `Origin` is not allowed, not forbidden). The
+        // layers below still wrap it.
+        .method_not_allowed_fallback(api::errors::method_not_allowed)
         .layer(SetResponseHeaderLayer::overriding(
             X_TALLY_INSTANCE.clone(),
             instance,

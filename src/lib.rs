@@ -98,13 +98,18 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();
         let vote_limiter =
-            api::ratelimit::VoteLimiter::new(config.vote_rate, config.trusted_proxies.clone());
+            api::ratelimit::VoteLimiter::votes(config.vote_rate, config.trusted_proxies.clone());
+        let create_limiter = api::ratelimit::ClientRateLimit::creates(
+            config.create_rate,
+            config.trusted_proxies.clone(),
+        );
         let state = AppState::new(Inner {
             service,
             instance,
             shutdown,
             metrics: metrics::install(),
             vote_limiter,
+            create_limiter,
             config,
         });
         spawn_limiter_upkeep(&state);
@@ -191,14 +196,17 @@ fn spawn_demo_retry(state: &AppState) {
     });
 }
 
-/// Keeps the rate limiter's table small while the instance runs.
+/// Keeps the rate limiters' tables small while the instance runs.
 fn spawn_limiter_upkeep(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => state.vote_limiter.forget_idle_clients(),
+                _ = tick.tick() => {
+                    state.vote_limiter.forget_idle_clients();
+                    state.create_limiter.forget_idle_clients();
+                }
                 _ = state.shutdown.triggered() => return,
             }
         }

@@ -135,7 +135,10 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::Forbidden,
         Error::CrossSite,
         Error::OriginNotAllowed,
-        Error::RateLimited,
+        Error::RateLimited {
+            what: "",
+            retry_after_secs: 0,
+        },
         Error::TooManyConnections,
         Error::StoreUnavailable,
         Error::ShuttingDown,
@@ -158,7 +161,7 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::Forbidden
             | Error::CrossSite
             | Error::OriginNotAllowed
-            | Error::RateLimited
+            | Error::RateLimited { .. }
             | Error::TooManyConnections
             | Error::StoreUnavailable
             | Error::ShuttingDown => {}

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod helpers;
+mod create_rate;
 mod cross_site;
 mod disconnects;
 mod errors;

@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "TALLY_VOTE_RATE", default_value_t = 0)]
     pub vote_rate: u32,
 
+    /// New polls per minute allowed per client address (0 = no limit), on
+    /// the API and the create form alike: one client cannot fill the store.
+    #[arg(long, env = "TALLY_CREATE_RATE", default_value_t = 10)]
+    pub create_rate: u32,
+
     /// Peers whose X-Forwarded-For is believed (the load balancers): comma-separated
     /// IPs or CIDR ranges, e.g. `10.0.0.5,172.16.0.0/12`.
     #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_or_range)]
@@ -137,6 +142,9 @@ impl Config {
         c.allowed_origins.clear();
         c.trusted_proxies.clear();
         c.vote_rate = 0;
+        // Tests create polls by the dozen from 127.0.0.1; the limit's own
+        // tests turn it on.
+        c.create_rate = 0;
         c
     }
 
@@ -149,5 +157,19 @@ impl Config {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "tally".to_owned())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_creation_is_limited_by_default_and_not_in_tests() {
+        let defaults = Config::parse_from(["tally"]);
+        if std::env::var_os("TALLY_CREATE_RATE").is_none() {
+            assert_eq!(defaults.create_rate, 10);
+        }
+        assert_eq!(Config::for_tests().create_rate, 0);
     }
 }

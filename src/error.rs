@@ -41,8 +41,12 @@ pub enum Error {
     CrossSite,
     #[error("WebSocket origin not allowed")]
     OriginNotAllowed,
-    #[error("too many votes from this client; retry later")]
-    RateLimited,
+    /// A per-client limit (votes, new polls) was reached.
+    #[error("too many {what} from this client; retry in {retry_after_secs} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("this instance follows too many connections; retry elsewhere")]
     TooManyConnections,
     #[error("the store is unavailable; retry shortly")]
@@ -70,7 +74,7 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::CrossSite => "cross_site_request",
             Error::OriginNotAllowed => "origin_not_allowed",
-            Error::RateLimited => "rate_limited",
+            Error::RateLimited { .. } => "rate_limited",
             Error::TooManyConnections => "too_many_connections",
             Error::StoreUnavailable => "store_unavailable",
             Error::ShuttingDown => "shutting_down",
@@ -90,7 +94,7 @@ impl Error {
             Error::PollClosed | Error::AlreadyVoted => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
-            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::TooManyConnections | Error::StoreUnavailable | Error::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -100,7 +104,10 @@ impl Error {
     /// Seconds a client should wait before retrying, where that helps.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Error::StoreUnavailable | Error::RateLimited | Error::TooManyConnections => Some(1),
+            Error::StoreUnavailable | Error::TooManyConnections => Some(1),
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             _ => None,
         }
     }

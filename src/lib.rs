@@ -19,8 +19,9 @@
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
 //! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
-//!   drain on SIGTERM; [`metrics`]: Prometheus; [`stats`]: this instance's
-//!   own counts, read back for `GET /api/stats` and the transport lab.
+//!   drain on SIGTERM; [`linger`]: lingering close after a refused body;
+//!   [`metrics`]: Prometheus; [`stats`]: this instance's own counts, read
+//!   back for `GET /api/stats` and the transport lab.
 //!
 //! # How a vote flows
 //!
@@ -40,6 +41,7 @@ pub mod bus;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod linger;
 pub mod metrics;
 pub mod pages;
 pub mod poll;
@@ -108,13 +110,18 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         let instance = config.instance_name();
         let vote_limiter =
-            api::ratelimit::VoteLimiter::new(config.vote_rate, config.trusted_proxies.clone());
+            api::ratelimit::VoteLimiter::votes(config.vote_rate, config.trusted_proxies.clone());
+        let create_limiter = api::ratelimit::ClientRateLimit::creates(
+            config.create_rate,
+            config.trusted_proxies.clone(),
+        );
         let state = AppState::new(Inner {
             service,
             instance,
             shutdown,
             metrics: metrics::install(),
             vote_limiter,
+            create_limiter,
             config,
         });
         spawn_limiter_upkeep(&state);
@@ -201,14 +208,17 @@ fn spawn_demo_retry(state: &AppState) {
     });
 }
 
-/// Keeps the rate limiter's table small while the instance runs.
+/// Keeps the rate limiters' tables small while the instance runs.
 fn spawn_limiter_upkeep(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => state.vote_limiter.forget_idle_clients(),
+                _ = tick.tick() => {
+                    state.vote_limiter.forget_idle_clients();
+                    state.create_limiter.forget_idle_clients();
+                }
                 _ = state.shutdown.triggered() => return,
             }
         }
@@ -223,11 +233,16 @@ pub fn app(state: AppState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .fallback(api::errors::not_found)
-        .method_not_allowed_fallback(api::errors::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::security::refuse_cross_site,
         ))
+        // After the cross-site layer, on purpose: axum swaps this handler in
+        // for each route's default fallback, so a method a route does not
+        // have answers 405 without passing the cross-site check (a PUT with
+        // a foreign or empty `Origin` is not allowed, not forbidden). The
+        // layers below still wrap it.
+        .method_not_allowed_fallback(api::errors::method_not_allowed)
         .layer(SetResponseHeaderLayer::overriding(
             X_TALLY_INSTANCE.clone(),
             instance,

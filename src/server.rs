@@ -14,6 +14,9 @@
 //! the load balancer terminates, and the load balancers proxy HTTP/1.1
 //! (which WebSocket upgrades need anyway). Here the timer starts as the
 //! connection opens, and restarts for each request on a kept-alive one.
+//!
+//! A connection whose request body was refused unread closes lingering
+//! ([`crate::linger`]), so the client reads the refusal instead of a reset.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -28,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::linger::{LingerIo, TrackedBody, UnreadBody};
 use crate::shutdown::Shutdown;
 
 /// Accepts and serves connections until shutdown, then waits for open
@@ -79,13 +83,19 @@ async fn serve_connection(
     shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
+    let unread = UnreadBody::default();
+    let io = LingerIo::new(stream, unread.clone());
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-        router.clone().oneshot(req)
+        unread.reset();
+        let unread = unread.clone();
+        router
+            .clone()
+            .oneshot(req.map(|body| TrackedBody::new(body, unread)))
     });
     let mut conn = pin!(
         builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades()
     );
     let result = tokio::select! {

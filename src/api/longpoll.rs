@@ -52,9 +52,9 @@ fn results_response(json: &str) -> Response {
 /// has; at once when `since` is absent), or 204 when `timeout` passes.
 #[utoipa::path(get, path = "/api/polls/{id}/changes", tag = "follow",
     params(openapi::PollIdParam,
-        ("since" = Option<u64>, Query, description = "The last version seen"),
-        ("timeout" = Option<u64>, Query,
-            description = "Seconds to wait (default 25; above 60 counts as 60)")),
+        ("since" = Option<openapi::NonNegativeInteger>, Query, description = "The last version seen"),
+        ("timeout" = Option<openapi::NonNegativeInteger>, Query,
+            description = "Seconds to wait (default 25); any value above 60 counts as 60")),
     responses(
         (status = 200, description = "Results newer than `since`", body = Results),
         (status = 204, description = "No change within the timeout (or the instance is shutting down)"),

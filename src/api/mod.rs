@@ -40,6 +40,8 @@ pub struct Inner {
     pub shutdown: Shutdown,
     pub metrics: PrometheusHandle,
     pub vote_limiter: ratelimit::VoteLimiter,
+    /// `TALLY_CREATE_RATE`: new polls per client and minute.
+    pub create_limiter: ratelimit::ClientRateLimit,
 }
 
 impl AppState {

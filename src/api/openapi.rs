@@ -41,6 +41,7 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
         Results, OptionResult, VoteLimit, polls::CreateBody, polls::VoteBody,
         CreatedPoll, PollList, VoteResults, ErrorBody, ErrorDetail, ErrorCode,
         StatsBody, TransportsStats, TransportStats, ShortPollStats,
+        NonNegativeInteger, SseEvent,
     )),
     modifiers(&AdminToken, &InstanceHeader, &OptionalNotNull),
     tags(
@@ -136,7 +137,10 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::Forbidden,
         Error::CrossSite,
         Error::OriginNotAllowed,
-        Error::RateLimited,
+        Error::RateLimited {
+            what: "",
+            retry_after_secs: 0,
+        },
         Error::TooManyConnections,
         Error::StoreUnavailable,
         Error::ShuttingDown,
@@ -159,7 +163,7 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::Forbidden
             | Error::CrossSite
             | Error::OriginNotAllowed
-            | Error::RateLimited
+            | Error::RateLimited { .. }
             | Error::TooManyConnections
             | Error::StoreUnavailable
             | Error::ShuttingDown => {}
@@ -167,6 +171,89 @@ pub fn error_codes() -> Vec<&'static str> {
     }
     every.iter().map(Error::code).collect()
 }
+
+/// A non-negative integer query parameter that the server reads as a
+/// `u64`: every integer from 0 to 2^64-1 is accepted, anything else is 400.
+/// (utoipa's own `u64` says `format: int64`, whose range ends at 2^63-1,
+/// so a fuzzer took 2^63 for invalid input wrongly accepted.)
+pub struct NonNegativeInteger;
+
+impl PartialSchema for NonNegativeInteger {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(0))
+            .maximum(Some(utoipa::Number::UInt(
+                usize::try_from(u64::MAX).expect("a 64-bit target"),
+            )))
+            .into()
+    }
+}
+
+impl ToSchema for NonNegativeInteger {}
+
+/// One event of `GET /api/polls/{id}/events`, as an events-aware checker
+/// reads it (OpenAPI 3.1 gives `text/event-stream` one schema per event):
+/// `results` with the version as `id` and the results as JSON `data`, or
+/// the final `deleted` with the poll's id. Comments (keep-alives) and the
+/// opening `retry:` carry no data and are not events.
+pub struct SseEvent;
+
+fn json_text(content: RefOr<Schema>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .content_media_type("application/json")
+        .content_schema(Some(content))
+}
+
+fn event_name(name: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .enum_values(Some([name]))
+}
+
+impl PartialSchema for SseEvent {
+    fn schema() -> RefOr<Schema> {
+        let version = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .pattern(Some("^[0-9]+$"))
+            .description(Some("The results' version"));
+        let results = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some("The results, at once and on every change"))
+            .property("event", event_name("results"))
+            .property("id", version)
+            .property(
+                "data",
+                json_text(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "Results",
+                ))),
+            )
+            .required("event")
+            .required("id")
+            .required("data");
+        let deleted_data = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .property("id", String::schema())
+            .required("id");
+        let deleted = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some("The poll was deleted; the stream ends"))
+            .property("event", event_name("deleted"))
+            .property("data", json_text(deleted_data.into()))
+            .required("event")
+            .required("data");
+        utoipa::openapi::OneOfBuilder::new()
+            .item(results)
+            .item(deleted)
+            .description(Some(
+                "One event of the stream (`retry: 2000` opens it; keep-alive comments are not events)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SseEvent {}
 
 /// The `options` of a new poll: 2–20 labels of 1–100 characters.
 pub fn option_labels() -> ArrayBuilder {

@@ -69,16 +69,24 @@ fn json_text(status: StatusCode, body: String) -> Response {
         (status = 413, description = "`payload_too_large`: over 16 KiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
         (status = 422, description = "`validation_failed`: wrong shape or limits", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client created its allowance of polls \
+            (`TALLY_CREATE_RATE` a minute, default 10); nothing is created", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds until the next poll is allowed"))),
         (status = 503, description = "`store_unavailable`", body = ErrorBody,
             headers(("Retry-After" = u32))),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Error> {
     let poll = NewPoll::parse(&body.question, &body.options, body.vote_limit)
         .map_err(|e| Error::Validation(e.0))?;
+    // Only a valid poll takes from the allowance: a refused body made nothing.
+    app.create_limiter
+        .check(app.create_limiter.client_ip(peer, &headers))?;
     let (results, token) = app.service.create(poll).await?;
     let location = format!("/api/polls/{}", results.id);
     let body = json!({"poll": results, "admin_token": token.as_str()});

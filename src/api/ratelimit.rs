@@ -1,32 +1,59 @@
-//! Per-client vote rate limit, and who the client is.
+//! Per-client rate limits — votes and poll creation — and who the client is.
 //!
-//! Off by default (`TALLY_VOTE_RATE=0`). The client is the TCP peer, or —
-//! only when that peer is a configured trusted proxy — the address the
-//! proxy reports in `X-Forwarded-For`, so nobody can dodge the limit by
+//! Votes are unlimited by default (`TALLY_VOTE_RATE=0`); creation allows 10
+//! polls a minute per client (`TALLY_CREATE_RATE`, 0 = off), so one client
+//! cannot fill the store. Each limit is a keyed GCRA ([`governor`]) with a
+//! burst as large as its rate, per instance. The client is the TCP peer,
+//! or — only when that peer is a configured trusted proxy — the address the
+//! proxy reports in `X-Forwarded-For`, so nobody can dodge a limit by
 //! sending that header themselves.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
 use axum::http::HeaderMap;
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
 use crate::error::Error;
 
-/// The vote rate limiter of one instance.
-pub struct VoteLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    trusted_proxies: Vec<IpNet>,
+/// What a limiter counts, as its refusal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Votes,
+    Polls,
 }
 
-impl VoteLimiter {
+/// One per-client rate limit of one instance (votes, or poll creation).
+pub struct ClientRateLimit {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpNet>,
+    counted: Counted,
+}
+
+/// The vote limit: what `TALLY_VOTE_RATE` configures.
+pub type VoteLimiter = ClientRateLimit;
+
+impl ClientRateLimit {
     /// `per_second` votes per client per second (bursts of as many); 0 = off.
-    pub fn new(per_second: u32, trusted_proxies: Vec<IpNet>) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|n| RateLimiter::keyed(Quota::per_second(n)));
+    pub fn votes(per_second: u32, trusted_proxies: Vec<IpNet>) -> Self {
+        let quota = NonZeroU32::new(per_second).map(Quota::per_second);
+        Self::with(quota, trusted_proxies, Counted::Votes)
+    }
+
+    /// `per_minute` new polls per client per minute (bursts of as many, then
+    /// one every `60 / per_minute` seconds); 0 = off.
+    pub fn creates(per_minute: u32, trusted_proxies: Vec<IpNet>) -> Self {
+        let quota = NonZeroU32::new(per_minute).map(Quota::per_minute);
+        Self::with(quota, trusted_proxies, Counted::Polls)
+    }
+
+    fn with(quota: Option<Quota>, trusted_proxies: Vec<IpNet>, counted: Counted) -> Self {
         Self {
-            limiter,
+            limiter: quota.map(RateLimiter::keyed),
             trusted_proxies,
+            counted,
         }
     }
 
@@ -56,15 +83,28 @@ impl VoteLimiter {
         self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
 
-    /// Takes one vote from the client's allowance, or refuses with 429.
+    /// Takes one from the client's allowance, or refuses with 429 and the
+    /// whole seconds until the next one is allowed.
     pub fn check(&self, client: IpAddr) -> Result<(), Error> {
-        match &self.limiter {
-            Some(limiter) if limiter.check_key(&client).is_err() => {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let Err(not_until) = limiter.check_key(&client) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let what = match self.counted {
+            Counted::Votes => {
                 crate::metrics::vote_rejected("rate_limited");
-                Err(Error::RateLimited)
+                "votes"
             }
-            _ => Ok(()),
-        }
+            Counted::Polls => "new polls",
+        };
+        Err(Error::RateLimited {
+            what,
+            retry_after_secs: retry_after_secs.max(1),
+        })
     }
 
     /// Forgets clients that are back to a full allowance, so the table
@@ -91,7 +131,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        let limiter = VoteLimiter::new(1, vec![IpNet::from(proxy)]);
+        let limiter = ClientRateLimit::votes(1, vec![IpNet::from(proxy)]);
         let from_proxy = SocketAddr::new(proxy, 1234);
         let from_client = "192.0.2.7:999".parse().unwrap();
         let h = xff("198.51.100.1, 203.0.113.9");
@@ -108,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_trusted_range_covers_every_proxy_in_it() {
-        let limiter = VoteLimiter::new(1, vec!["172.16.0.0/12".parse().unwrap()]);
+        let limiter = ClientRateLimit::votes(1, vec!["172.16.0.0/12".parse().unwrap()]);
         let h = xff("198.51.100.1, 172.18.0.7");
         let peer = "172.18.0.9:80".parse().unwrap();
         assert_eq!(
@@ -124,13 +164,31 @@ mod tests {
 
     #[test]
     fn a_client_past_its_rate_is_refused_and_others_are_not() {
-        let limiter = VoteLimiter::new(2, vec![]);
+        let limiter = ClientRateLimit::votes(2, vec![]);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(limiter.check(a).is_ok());
         assert!(limiter.check(a).is_ok());
-        assert!(matches!(limiter.check(a), Err(Error::RateLimited)));
+        assert!(matches!(limiter.check(a), Err(Error::RateLimited { .. })));
         assert!(limiter.check(b).is_ok());
-        assert!(VoteLimiter::new(0, vec![]).check(a).is_ok());
+        assert!(ClientRateLimit::votes(0, vec![]).check(a).is_ok());
+    }
+
+    #[test]
+    fn the_eleventh_poll_in_a_minute_waits_about_six_seconds() {
+        let limiter = ClientRateLimit::creates(10, vec![]);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            assert!(limiter.check(a).is_ok());
+        }
+        match limiter.check(a) {
+            Err(e @ Error::RateLimited { .. }) => {
+                let secs = e.retry_after().unwrap();
+                assert!((5..=6).contains(&secs), "Retry-After {secs}");
+                assert!(e.to_string().contains("new polls"), "{e}");
+            }
+            other => panic!("expected 429, got {other:?}"),
+        }
+        assert!(ClientRateLimit::creates(0, vec![]).check(a).is_ok());
     }
 }

@@ -47,7 +47,9 @@ pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// `cross_site_request` (a short HTML page for the form fallback).
 pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
     // Only these can change state; no route takes any other method, so
-    // TRACE, QUERY or a made-up one gets its 404/405 from routing.
+    // TRACE, QUERY or a made-up one gets its 404/405 from routing. A method
+    // the matched route does not have never gets here: its 405 is answered
+    // outside this layer (see `crate::app`).
     let safe = !matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE

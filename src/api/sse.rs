@@ -71,8 +71,8 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
         ("Last-Event-ID" = Option<String>, Header,
             description = "The last version seen; ignored unless an integer")),
     responses(
-        (status = 200, description = "An endless event stream", content_type = "text/event-stream",
-            body = String),
+        (status = 200, description = "An endless event stream; the schema is one event's",
+            content_type = "text/event-stream", body = openapi::SseEvent),
         (status = 404, description = "`poll_not_found`", body = ErrorBody),
         (status = 503, description = "`too_many_connections` or `store_unavailable`", body = ErrorBody,
             headers(("Retry-After" = u32))),

@@ -5,10 +5,12 @@
 //! that come back to this handler, so a browser without JavaScript can build
 //! a poll of any size; the script does the same in place.
 
+use std::net::SocketAddr;
+
 use axum::Form;
-use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 
@@ -90,6 +92,7 @@ fn read_form(fields: Vec<(String, String)>) -> (CreateForm, Intent) {
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -132,6 +135,17 @@ pub async fn create(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, jar, page).into_response());
         }
     };
+    let client = app.create_limiter.client_ip(peer, &headers);
+    if let Err(e) = app.create_limiter.check(client) {
+        // The form comes back as typed, saying when to try again.
+        let wait = e.retry_after().unwrap_or(1);
+        let message = format!(
+            "You have created many polls in the last minute; please try again in {wait} s."
+        );
+        let page = home_page(&app, form, Some(message)).await;
+        let retry_after = (header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok((e.status(), [retry_after], jar, page).into_response());
+    }
     let (results, token) = app.service.create(poll).await?;
     let origin = site_origin(&headers);
     let page = CreatedPage {

@@ -191,7 +191,10 @@ mod tests {
             Error::PollClosed,
             Error::OptionNotFound,
             Error::StoreUnavailable,
-            Error::RateLimited,
+            Error::RateLimited {
+                what: "votes",
+                retry_after_secs: 1,
+            },
             Error::IdempotencyKeyReused,
         ] {
             assert!(notice(e.code()).is_some(), "{}", e.code());

@@ -13,6 +13,7 @@ both_backends!(
     same_host_origin_is_allowed,
     requests_without_browser_headers_are_allowed,
     configured_allowed_origin_is_allowed,
+    a_method_the_route_lacks_is_405_whatever_the_origin,
 );
 
 async fn vote_request(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -128,4 +129,36 @@ async fn configured_allowed_origin_is_allowed(backend: Backend) {
     let res = vote_request(&app, "lpl", &[("origin", "https://other.example.com")]).await;
     assert_error(res, 403, "cross_site_request").await;
     assert_eq!(total(&app.results("lpl").await), 1101);
+}
+
+/// A method a route does not have cannot change anything: it answers 405
+/// even with a foreign or empty `Origin` (the fuzzer's finding: it was 403),
+/// while the route's own state-changing method is still refused.
+async fn a_method_the_route_lacks_is_405_whatever_the_origin(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let cases = [
+        (reqwest::Method::PUT, "/api/polls"),
+        (reqwest::Method::PUT, "/api/polls/lpl"),
+        (reqwest::Method::PATCH, "/api/polls/lpl/close"),
+        (reqwest::Method::POST, "/api/polls/lpl/events"),
+        (reqwest::Method::DELETE, "/api/polls/lpl/votes"),
+        (reqwest::Method::PUT, "/polls/lpl/vote"),
+    ];
+    for origin in ["", "http://evil.example", "null"] {
+        for (method, path) in &cases {
+            let req = app
+                .client
+                .request(method.clone(), app.url(path))
+                .header("origin", origin)
+                .header("sec-fetch-site", "cross-site");
+            let res = send(path, req).await;
+            assert_eq!(res.status(), 405, "{method} {path} with Origin {origin:?}");
+            if path.starts_with("/api/") {
+                assert_error(res, 405, "method_not_allowed").await;
+            }
+        }
+        let res = vote_request(&app, "lpl", &[("origin", origin)]).await;
+        assert_error(res, 403, "cross_site_request").await;
+    }
+    assert_eq!(total(&app.results("lpl").await), 1100, "nothing counted");
 }

@@ -355,3 +355,297 @@ async fn a_forged_forwarded_for_does_not_dodge_the_vote_limit_behind_the_shipped
     );
     assert!(statuses.contains(&429), "{statuses:?}");
 }
+
+/// The load balancer's idle timeouts for the short-timeout tests, and how
+/// long followers are held behind it: `TALLY_LB_TIMEOUT` (seconds, default
+/// 2) and `TALLY_LB_HOLD` (default 8) — `TALLY_LB_TIMEOUT=5 TALLY_LB_HOLD=40`
+/// is the full run (`timeout server 5s` / `timeout tunnel 5s` for 40 s).
+fn lb_timeouts() -> (Duration, Duration) {
+    let secs = |name: &str, default: u64| {
+        Duration::from_secs(
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default),
+        )
+    };
+    (secs("TALLY_LB_TIMEOUT", 2), secs("TALLY_LB_HOLD", 8))
+}
+
+impl Haproxy {
+    /// The shipped local config with `timeout server` and `timeout tunnel`
+    /// cut to `idle`: a balancer whose idle timeout is shorter than a
+    /// stream's quiet time.
+    async fn start_shipped_local_with_idle_timeout(
+        backends: &[SocketAddr; 3],
+        idle: Duration,
+    ) -> Self {
+        let shipped = include_str!("../../deploy/haproxy-local.cfg");
+        assert!(shipped.contains("timeout server 75s") && shipped.contains("timeout tunnel 1h"));
+        let ms = idle.as_millis();
+        let port = free_port();
+        let mut config = shipped
+            .replace("timeout server 75s", &format!("timeout server {ms}ms"))
+            .replace("timeout tunnel 1h", &format!("timeout tunnel {ms}ms"))
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+        for (i, backend) in backends.iter().enumerate() {
+            config = config.replace(&format!("127.0.0.1:808{}", i + 1), &backend.to_string());
+        }
+        Self::run(port, &config).await
+    }
+}
+
+/// What a follower saw while it was held quiet behind the balancer.
+#[derive(Debug, Default)]
+struct Held {
+    /// SSE keep-alive comments, WebSocket pings, or 204s of long polls.
+    beats: usize,
+    /// How the follower ended before the hold was over, if it did.
+    ended: Option<String>,
+}
+
+/// Holds an SSE stream open until `until`, counting keep-alive comments;
+/// then waits (bounded) on the same stream for results with `total`.
+async fn hold_sse(
+    url: String,
+    until: tokio::time::Instant,
+    vote_cast: tokio::sync::watch::Receiver<u64>,
+) -> (Held, bool) {
+    use futures_util::StreamExt;
+    let res = send("sse", client().get(&url)).await;
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let mut held = Held::default();
+    let mut text = String::new();
+    loop {
+        match tokio::time::timeout_at(until, body.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(chunk))) => {
+                let chunk = String::from_utf8_lossy(&chunk);
+                held.beats += chunk.lines().filter(|l| l.starts_with(':')).count();
+                text.push_str(&chunk);
+            }
+            Ok(Some(Err(e))) => {
+                held.ended = Some(format!("error: {e}"));
+                return (held, false);
+            }
+            Ok(None) => {
+                held.ended = Some("ended".into());
+                return (held, false);
+            }
+        }
+    }
+    let mut cast = vote_cast;
+    let total = *within("vote cast", cast.wait_for(|t| *t > 0))
+        .await
+        .unwrap();
+    let wanted = format!("\"total\":{total}");
+    let seen = within("the vote on the held stream", async {
+        while !text.contains(&wanted) {
+            match body.next().await {
+                Some(Ok(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    (held, seen)
+}
+
+/// Holds a WebSocket open until `until`, counting pings (answered by the
+/// client as it reads); then waits on it for results with the new total.
+async fn hold_ws(
+    url: String,
+    until: tokio::time::Instant,
+    vote_cast: tokio::sync::watch::Receiver<u64>,
+) -> (Held, bool) {
+    use futures_util::StreamExt;
+    let mut ws = WsClient::connect(&url).await;
+    let mut held = Held::default();
+    loop {
+        match tokio::time::timeout_at(until, ws.stream.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Ping(_)))) => held.beats += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                held.ended = Some(format!("closed: {frame:?}"));
+                return (held, false);
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => {
+                held.ended = Some(format!("error: {e}"));
+                return (held, false);
+            }
+            Ok(None) => {
+                held.ended = Some("ended".into());
+                return (held, false);
+            }
+        }
+    }
+    let mut cast = vote_cast;
+    let total_wanted = *within("vote cast", cast.wait_for(|t| *t > 0))
+        .await
+        .unwrap();
+    let results = ws_until_total(&mut ws, total_wanted).await;
+    (held, total(&results) == total_wanted)
+}
+
+/// Long polls back to back until `until`, each with the instance's default
+/// wait: every one must answer 204 (a balancer timeout would be a 504).
+async fn hold_long_polls(url: String, until: tokio::time::Instant) -> Held {
+    let mut held = Held::default();
+    let client = client();
+    while tokio::time::Instant::now() < until {
+        let res = send("long poll", client.get(&url)).await;
+        match res.status().as_u16() {
+            204 => held.beats += 1,
+            other => {
+                held.ended = Some(format!("answered {other}"));
+                return held;
+            }
+        }
+    }
+    held
+}
+
+/// HAProxy's `timeout server` / `timeout tunnel` shorter than a poll's quiet
+/// time: SSE keep-alives and WebSocket pings (both set below the timeout)
+/// keep the streams open, long polls answer 204 (their default wait set
+/// below it) before the balancer gives up, nothing reconnects, and the
+/// same connections then carry the next vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alives_and_pings_hold_streams_open_through_a_short_lb_timeout() {
+    let (idle, hold) = lb_timeouts();
+    let backend = Backend::redis().await;
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        apps.push(
+            spawn_app_with(&backend, |c| {
+                c.instance_id = Some(format!("app{i}"));
+                c.sse_keepalive = idle / 2;
+                c.ws_ping_interval = idle / 2;
+                c.longpoll_timeout = idle / 2;
+            })
+            .await,
+        );
+        wait_until_ready(&apps[i]).await;
+    }
+    let lb = Haproxy::start_shipped_local_with_idle_timeout(
+        &[apps[0].addr, apps[1].addr, apps[2].addr],
+        idle,
+    )
+    .await;
+    let base = lb.base();
+    let id = create_unlimited_poll(&base).await;
+    let until = tokio::time::Instant::now() + hold;
+    let (cast_tx, cast_rx) = tokio::sync::watch::channel(0u64);
+    let mut sse = Vec::new();
+    let mut ws = Vec::new();
+    for _ in 0..3 {
+        sse.push(tokio::spawn(hold_sse(
+            format!("{base}/api/polls/{id}/events"),
+            until,
+            cast_rx.clone(),
+        )));
+        ws.push(tokio::spawn(hold_ws(
+            format!("ws://{}/api/polls/{id}/ws", lb.addr),
+            until,
+            cast_rx.clone(),
+        )));
+    }
+    let long_polls: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(hold_long_polls(
+                format!("{base}/api/polls/{id}/changes?since=0"),
+                until,
+            ))
+        })
+        .collect();
+    for p in long_polls {
+        let held = tokio::time::timeout(hold + WAIT, p)
+            .await
+            .expect("long polls end")
+            .unwrap();
+        println!("long poller: {held:?}");
+        assert_eq!(held.ended, None, "a long poll failed behind the balancer");
+        assert!(
+            held.beats as u128 >= hold.as_millis() / idle.as_millis(),
+            "{held:?}"
+        );
+    }
+    // The hold is over: a vote reaches every follower on its first connection.
+    let (status, body) = vote_with(&client(), &base, &id, 0, None).await;
+    assert_eq!(status, 200, "{body}");
+    cast_tx.send(total(&body["results"])).unwrap();
+    for (kind, tasks) in [("sse", sse), ("ws", ws)] {
+        for t in tasks {
+            let (held, saw_vote) = tokio::time::timeout(hold + WAIT * 2, t)
+                .await
+                .expect("follower ends")
+                .unwrap();
+            println!("{kind} follower: {held:?}");
+            assert_eq!(held.ended, None, "{kind} follower cut by the balancer");
+            assert!(
+                held.beats >= 2,
+                "{kind}: the hold saw keep-alives: {held:?}"
+            );
+            assert!(
+                saw_vote,
+                "{kind} follower got the vote on its first connection"
+            );
+        }
+    }
+}
+
+/// The control: the same short balancer timeout with the instance's
+/// keep-alive, ping and long-poll wait above it. The balancer cuts the
+/// streams and times out the long poll — what the settings above prevent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keep_alives_a_short_lb_timeout_cuts_streams() {
+    let (idle, _) = lb_timeouts();
+    let backend = Backend::redis().await;
+    let mut apps = Vec::new();
+    for i in 0..3 {
+        apps.push(
+            spawn_app_with(&backend, |c| {
+                c.instance_id = Some(format!("app{i}"));
+                c.sse_keepalive = Duration::from_secs(60);
+                c.ws_ping_interval = Duration::from_secs(60);
+                c.longpoll_timeout = Duration::from_secs(60);
+            })
+            .await,
+        );
+        wait_until_ready(&apps[i]).await;
+    }
+    let lb = Haproxy::start_shipped_local_with_idle_timeout(
+        &[apps[0].addr, apps[1].addr, apps[2].addr],
+        idle,
+    )
+    .await;
+    let base = lb.base();
+    let id = create_unlimited_poll(&base).await;
+    let until = tokio::time::Instant::now() + idle * 3;
+    let (_cast_tx, cast_rx) = tokio::sync::watch::channel(0u64);
+    let (sse, _) = hold_sse(
+        format!("{base}/api/polls/{id}/events"),
+        until,
+        cast_rx.clone(),
+    )
+    .await;
+    assert!(
+        sse.ended.is_some(),
+        "the balancer cut the quiet SSE stream: {sse:?}"
+    );
+    let (ws, _) = hold_ws(
+        format!("ws://{}/api/polls/{id}/ws", lb.addr),
+        until,
+        cast_rx,
+    )
+    .await;
+    assert!(
+        ws.ended.is_some(),
+        "the balancer cut the quiet WebSocket: {ws:?}"
+    );
+    let lp = hold_long_polls(format!("{base}/api/polls/{id}/changes?since=0"), until).await;
+    assert_eq!(lp.ended.as_deref(), Some("answered 504"), "{lp:?}");
+}

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 mod bounds;
+mod create_rate;
 mod cross_site;
 mod disconnects;
 mod errors;

@@ -10,6 +10,8 @@ memory_only!(
     the_openapi_document_is_served_and_describes_every_route,
     documented_statuses_match_live_answers,
     safe_methods_with_a_foreign_origin_get_405_not_403,
+    long_poll_integers_are_documented_as_the_server_reads_them,
+    the_event_stream_is_documented_event_by_event,
 );
 
 async fn document(app: &TestApp) -> Value {
@@ -162,4 +164,119 @@ async fn safe_methods_with_a_foreign_origin_get_405_not_403(backend: Backend) {
         .header("origin", "http://evil.example")
         .json(&json!({"option": 0}));
     assert_error(send("POST", req).await, 403, "cross_site_request").await;
+}
+
+/// The fuzzer's finding: `timeout=9223372036854775808` answered 200 while
+/// the document said `format: int64` (at most 2^63-1). The document now says
+/// what the server reads — any integer from 0 to 2^64-1, `timeout` above 60
+/// counting as 60 — and the server agrees at both ends of that range.
+async fn long_poll_integers_are_documented_as_the_server_reads_them(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let doc = document(&app).await;
+    let schema = &doc["components"]["schemas"]["NonNegativeInteger"];
+    assert_eq!(
+        schema,
+        &json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+    );
+    let params = doc["paths"]["/api/polls/{id}/changes"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    for name in ["since", "timeout"] {
+        let p = params.iter().find(|p| p["name"] == name).expect(name);
+        assert_eq!(
+            p["schema"]["$ref"], "#/components/schemas/NonNegativeInteger",
+            "{name}"
+        );
+    }
+    let timeout = params.iter().find(|p| p["name"] == "timeout").unwrap();
+    assert!(
+        timeout["description"]
+            .as_str()
+            .unwrap()
+            .contains("above 60 counts as 60"),
+        "{timeout}"
+    );
+    // Documented as valid: answered (at once: `since` is absent).
+    for t in ["9223372036854775808", &u64::MAX.to_string()] {
+        let res = app
+            .get(&format!("/api/polls/lpl/changes?timeout={t}"))
+            .await;
+        assert_eq!(res.status(), 200, "timeout={t}");
+    }
+    // Past the documented maximum: refused.
+    let res = app
+        .get("/api/polls/lpl/changes?timeout=18446744073709551616")
+        .await;
+    assert_error(res, 400, "bad_request").await;
+}
+
+/// A string is checked against a schema of `type` `string` with an optional
+/// pattern or enum: the subset the event schema uses.
+fn string_matches(schema: &Value, value: &str) -> bool {
+    if let Some(allowed) = schema["enum"].as_array() {
+        return allowed.contains(&json!(value));
+    }
+    match schema["pattern"].as_str() {
+        Some("^[0-9]+$") => !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()),
+        Some(other) => panic!("unexpected pattern {other}"),
+        None => true,
+    }
+}
+
+/// The event schema names each event the stream sends — `results` with the
+/// version as `id` and JSON results as data, and `deleted` — and every event
+/// a live stream sends matches exactly one of its alternatives.
+async fn the_event_stream_is_documented_event_by_event(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let doc = document(&app).await;
+    let content = &doc["paths"]["/api/polls/{id}/events"]["get"]["responses"]["200"]["content"];
+    assert_eq!(
+        content["text/event-stream"]["schema"]["$ref"],
+        "#/components/schemas/SseEvent"
+    );
+    let alternatives = doc["components"]["schemas"]["SseEvent"]["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .clone();
+    let matching = |ev: &eventsource_stream::Event| -> Vec<Value> {
+        alternatives
+            .iter()
+            .filter(|alt| {
+                let props = &alt["properties"];
+                let fields = [("event", &ev.event), ("id", &ev.id), ("data", &ev.data)];
+                let required = alt["required"].as_array().unwrap();
+                fields.iter().all(|(name, value)| {
+                    let schema = &props[*name];
+                    if schema.is_null() {
+                        return true;
+                    }
+                    if value.is_empty() {
+                        return !required.contains(&json!(name));
+                    }
+                    string_matches(schema, value)
+                        && (schema["contentMediaType"] != "application/json"
+                            || serde_json::from_str::<Value>(value).is_ok())
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    let (poll, token) = app.create_poll(&["a", "b"], "unlimited").await;
+    let id = poll["id"].as_str().unwrap();
+    let mut sse = app.sse(id, None).await;
+    let first = sse.next_event().await.expect("results");
+    app.vote(id, 1, None).await;
+    let second = sse.next_event().await.expect("results");
+    assert_eq!(app.delete_poll(id, Some(&token)).await.status(), 204);
+    let last = sse.next_event().await.expect("deleted");
+    for (ev, name) in [
+        (&first, "results"),
+        (&second, "results"),
+        (&last, "deleted"),
+    ] {
+        assert_eq!(ev.event, name);
+        let m = matching(ev);
+        assert_eq!(m.len(), 1, "{ev:?} matches {} alternatives", m.len());
+        assert_eq!(m[0]["properties"]["event"]["enum"], json!([name]));
+    }
 }

@@ -33,6 +33,8 @@ impl TallyProcess {
         cmd.env_clear()
             .env("TALLY_LISTEN", addr.to_string())
             .env("TALLY_LOG", "warn")
+            // Tests create polls freely from 127.0.0.1; `env` may set it.
+            .env("TALLY_CREATE_RATE", "0")
             .env("TALLY_INSTANCE_ID", format!("proc-{}", addr.port()));
         for (k, v) in env {
             cmd.env(k, v);

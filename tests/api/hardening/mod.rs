@@ -1,12 +1,15 @@
 //! Hostile clients, overload and faults. Each test here fails without the
 //! protection it names: the header-read timeout (slowloris), the WebSocket
 //! send timeout (a reader that never reads), the frame checks (raw abuse),
-//! the drain on SIGTERM, idempotency keys across a SIGKILL, and the Redis
-//! command timeout (a paused Redis).
+//! the drain on SIGTERM, idempotency keys across a SIGKILL, the Redis
+//! command timeout (a paused Redis), Redis at `maxmemory`, and lingering close (refused bodies
+//! whose answer real clients still read).
 //!
 //! `redis_faults.rs` has the single-vote versions of the Redis faults; the
 //! tests here add concurrency, real processes and signals.
 
+mod lingering;
+mod maxmemory;
 mod raw_websocket;
 mod redis_pause;
 mod signals;

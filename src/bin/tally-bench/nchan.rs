@@ -112,3 +112,25 @@ pub async fn prepare(target: &Target) -> anyhow::Result<Arc<Channel>> {
 pub fn subscriber_path(channel: &str) -> String {
     format!("/sub/{channel}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Channel;
+    use crate::net::version_of;
+
+    #[test]
+    fn each_vote_is_the_next_version_with_the_whole_tallies() {
+        let channel = Channel::new();
+        assert_eq!(channel.results().0, 1);
+        channel.vote(2);
+        let (version, json) = channel.vote(2);
+        assert_eq!(version, 3);
+        assert_eq!(version_of(json.as_bytes()), Some(3));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["total"], 2);
+        assert_eq!(v["options"][2]["votes"], 2);
+        assert_eq!(v["options"][0]["votes"], 0);
+        assert_eq!(v["id"], channel.id.as_str());
+        assert_eq!(channel.results().1, json, "results are the last publish");
+    }
+}

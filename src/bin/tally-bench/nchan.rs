@@ -82,7 +82,7 @@ impl Channel {
     }
 }
 
-/// Publishes `body` on `channel`; true when Nchan accepted it.
+/// Publishes `body` on `channel`; Nchan answers 201 (or 202 with no subscriber) when it took it.
 pub async fn publish(http: &mut Http, channel: &str, body: String) -> anyhow::Result<StatusCode> {
     let (status, _, _) = http
         .fetch(
@@ -108,7 +108,7 @@ pub async fn prepare(target: &Target) -> anyhow::Result<Arc<Channel>> {
     Ok(channel)
 }
 
-/// Where a follower of `transport` subscribes on Nchan.
+/// Where every kind of follower subscribes on Nchan (the request says which kind).
 pub fn subscriber_path(channel: &str) -> String {
     format!("/sub/{channel}")
 }

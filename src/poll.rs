@@ -365,6 +365,7 @@ pub struct Snapshot {
     json: String,
     ws_frame: OnceLock<Utf8Bytes>,
     sse_event: OnceLock<Bytes>,
+    json_body: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -375,6 +376,7 @@ impl Snapshot {
             json,
             ws_frame: OnceLock::new(),
             sse_event: OnceLock::new(),
+            json_body: OnceLock::new(),
         })
     }
 
@@ -392,6 +394,14 @@ impl Snapshot {
     pub fn ws_frame(&self) -> Utf8Bytes {
         self.ws_frame
             .get_or_init(|| format!("{{\"type\":\"results\",{}", &self.json[1..]).into())
+            .clone()
+    }
+
+    /// The results JSON as a response body, copied once and then shared by
+    /// every long poll that answers with this version.
+    pub fn json_body(&self) -> Bytes {
+        self.json_body
+            .get_or_init(|| Bytes::copy_from_slice(self.json.as_bytes()))
             .clone()
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::errors::QueryParams;
@@ -38,10 +39,11 @@ fn non_negative(name: &str, value: Option<&str>) -> Result<Option<u64>, Error> {
         .transpose()
 }
 
-fn results_response(json: &str) -> Response {
+/// The snapshot's shared JSON body: no copy of the results per answer.
+fn results_response(json: Bytes) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        json.to_owned(),
+        json,
     )
         .into_response()
 }
@@ -87,7 +89,7 @@ pub async fn changes(
             Some(PollEvent::Deleted) => return Err(Error::PollNotFound),
             Some(PollEvent::Results(s)) if s.version() > since => {
                 following.delivered();
-                return Ok(results_response(s.json()));
+                return Ok(results_response(s.json_body()));
             }
             _ => {}
         }

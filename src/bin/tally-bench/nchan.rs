@@ -82,7 +82,7 @@ impl Channel {
     }
 }
 
-/// Publishes `body` on `channel`; true when Nchan accepted it.
+/// Publishes `body` on `channel`; Nchan answers 201 (or 202 with no subscriber) when it took it.
 pub async fn publish(http: &mut Http, channel: &str, body: String) -> anyhow::Result<StatusCode> {
     let (status, _, _) = http
         .fetch(
@@ -108,7 +108,29 @@ pub async fn prepare(target: &Target) -> anyhow::Result<Arc<Channel>> {
     Ok(channel)
 }
 
-/// Where a follower of `transport` subscribes on Nchan.
+/// Where every kind of follower subscribes on Nchan (the request says which kind).
 pub fn subscriber_path(channel: &str) -> String {
     format!("/sub/{channel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Channel;
+    use crate::net::version_of;
+
+    #[test]
+    fn each_vote_is_the_next_version_with_the_whole_tallies() {
+        let channel = Channel::new();
+        assert_eq!(channel.results().0, 1);
+        channel.vote(2);
+        let (version, json) = channel.vote(2);
+        assert_eq!(version, 3);
+        assert_eq!(version_of(json.as_bytes()), Some(3));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["total"], 2);
+        assert_eq!(v["options"][2]["votes"], 2);
+        assert_eq!(v["options"][0]["votes"], 0);
+        assert_eq!(v["id"], channel.id.as_str());
+        assert_eq!(channel.results().1, json, "results are the last publish");
+    }
 }

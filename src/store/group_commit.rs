@@ -36,11 +36,14 @@ pub trait BatchVoter: Send + Sync + 'static {
 
 type Reply = oneshot::Sender<Result<Results, VoteError>>;
 
+/// The votes waiting behind each poll's call in flight.
+type Queues = Arc<Mutex<HashMap<PollId, Vec<(Vote, Reply)>>>>;
+
 /// The votes waiting per poll. A poll is in the map exactly while a task is
 /// running its batches; that task removes it when it finds nothing queued.
 pub struct GroupCommit<V> {
     voter: Arc<V>,
-    queues: Arc<Mutex<HashMap<PollId, Vec<(Vote, Reply)>>>>,
+    queues: Queues,
 }
 
 impl<V: BatchVoter> GroupCommit<V> {
@@ -90,11 +93,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Runs the batches of `poll` until none is queued.
-async fn drain<V: BatchVoter>(
-    voter: Arc<V>,
-    queues: Arc<Mutex<HashMap<PollId, Vec<(Vote, Reply)>>>>,
-    poll: PollId,
-) {
+async fn drain<V: BatchVoter>(voter: Arc<V>, queues: Queues, poll: PollId) {
     loop {
         let batch: Vec<(Vote, Reply)> = {
             let mut queues = lock(&queues);

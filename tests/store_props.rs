@@ -168,6 +168,22 @@ proptest! {
     }
 }
 
+/// A Redis store on a private `redis-server`, for the property tests.
+async fn redis_store() -> (
+    std::sync::Arc<helpers::TestRedis>,
+    std::sync::Arc<dyn Store>,
+    Shutdown,
+) {
+    let redis = helpers::TestRedis::start().await;
+    let mut config = Config::for_tests();
+    config.redis_url = Some(redis.url());
+    let shutdown = Shutdown::new();
+    let (store, _feed) = tally::store::redis::connect(&config, Hub::new(), &shutdown)
+        .await
+        .expect("redis store connects");
+    (redis, store, shutdown)
+}
+
 /// The same property on the Redis store: one private `redis-server` for
 /// all cases (each case votes on a fresh poll), stopped when the test ends.
 #[test]
@@ -177,16 +193,7 @@ fn redis_store_keeps_tallies_equal_to_accepted_votes() {
         .enable_all()
         .build()
         .unwrap();
-    let (redis, store, shutdown) = rt.block_on(async {
-        let redis = helpers::TestRedis::start().await;
-        let mut config = Config::for_tests();
-        config.redis_url = Some(redis.url());
-        let shutdown = Shutdown::new();
-        let (store, _feed) = tally::store::redis::connect(&config, Hub::new(), &shutdown)
-            .await
-            .expect("redis store connects");
-        (redis, store, shutdown)
-    });
+    let (redis, store, shutdown) = rt.block_on(redis_store());
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
     let strategy = (limit(), proptest::collection::vec(op(), 0..60));
     let result = runner.run(&strategy, |(limit, ops)| {
@@ -368,16 +375,7 @@ fn redis_store_batched_votes_match_the_model() {
         .enable_all()
         .build()
         .unwrap();
-    let (redis, store, shutdown) = rt.block_on(async {
-        let redis = helpers::TestRedis::start().await;
-        let mut config = Config::for_tests();
-        config.redis_url = Some(redis.url());
-        let shutdown = Shutdown::new();
-        let (store, _feed) = tally::store::redis::connect(&config, Hub::new(), &shutdown)
-            .await
-            .expect("redis store connects");
-        (redis, store, shutdown)
-    });
+    let (redis, store, shutdown) = rt.block_on(redis_store());
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
     let strategy = (limit(), proptest::collection::vec(step(), 0..12));
     let votes = std::sync::atomic::AtomicU64::new(0);

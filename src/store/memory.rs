@@ -15,17 +15,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{CreatePoll, Store, Unavailable, Vote, VoteError};
-use crate::poll::{PollId, Results, VoteLimit};
+use crate::poll::{PollId, PollText, Results, VoteLimit};
 
 /// A poll as kept in memory.
 struct Record {
-    question: String,
-    options: Vec<String>,
-    vote_limit: VoteLimit,
+    text: PollText,
     closed: bool,
     version: u64,
     counts: Vec<u64>,
-    created_at_ms: u64,
     /// Creation order, to list newest first even within one millisecond.
     seq: u64,
     admin_token_sha256: String,
@@ -57,15 +54,7 @@ impl Record {
     }
 
     fn results_with(&self, id: &PollId, closed: bool, version: u64, counts: &[u64]) -> Results {
-        Results::new(
-            id,
-            &self.question,
-            self.vote_limit,
-            closed,
-            version,
-            &self.options,
-            counts,
-        )
+        self.text.results(id, version, closed, counts)
     }
 }
 
@@ -154,13 +143,15 @@ impl Store for MemoryStore {
         let mut counts = c.initial_counts.clone();
         counts.resize(c.poll.options.len(), 0);
         let record = Record {
-            question: c.poll.question.clone(),
-            options: c.poll.options.clone(),
-            vote_limit: c.poll.vote_limit,
+            text: PollText {
+                question: c.poll.question.clone(),
+                labels: c.poll.options.clone(),
+                vote_limit: c.poll.vote_limit,
+                created_at_ms: c.created_at_ms,
+            },
             closed: false,
             version: 0,
             counts,
-            created_at_ms: c.created_at_ms,
             seq: polls.next_seq,
             admin_token_sha256: c.admin_token_sha256.clone(),
             voters: Default::default(),
@@ -182,7 +173,7 @@ impl Store for MemoryStore {
         let now = Instant::now();
         let mut all: Vec<(&PollId, &Record)> =
             polls.by_id.iter().filter(|(_, r)| r.is_live(now)).collect();
-        all.sort_by_key(|(_, r)| std::cmp::Reverse((r.created_at_ms, r.seq)));
+        all.sort_by_key(|(_, r)| std::cmp::Reverse((r.text.created_at_ms, r.seq)));
         Ok(all
             .into_iter()
             .take(limit)
@@ -214,7 +205,7 @@ impl Store for MemoryStore {
                 Err(VoteError::IdempotencyKeyReused)
             };
         }
-        if record.vote_limit == VoteLimit::OnePerVoter
+        if record.text.vote_limit == VoteLimit::OnePerVoter
             && !record.voters.insert(v.voter.as_str().to_owned())
         {
             return Err(VoteError::AlreadyVoted);

@@ -181,7 +181,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/api/polls/{id}/votes", tag = "polls",
     params(openapi::PollIdParam,
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[A-Za-z0-9_-]{1,64}$",
-            description = "Makes retries safe: the vote counts once per key and poll (24 h)")),
+            description = "Makes retries safe: the vote counts once per key and poll (24 h, TALLY_IDEMPOTENCY_TTL)")),
     request_body(content = VoteBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Counted (or replayed)", body = VoteResults),

@@ -10,6 +10,7 @@
 
 mod lingering;
 mod maxmemory;
+mod network_cut;
 mod raw_websocket;
 mod redis_pause;
 mod signals;

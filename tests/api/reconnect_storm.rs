@@ -396,6 +396,15 @@ async fn one_of_three_instances_killed_under_its_followers_they_come_back_on_the
         spread >= 3,
         "reconnects bunched into {spread} 250 ms buckets"
     );
+    // The first retry waits 0.1 s plus up to 1 s at random: spread over
+    // most of that second (with a fixed delay they spread over ~0.5 s,
+    // only by the survivors' load).
+    let fastest = back.iter().min().copied().unwrap_or_default();
+    assert!(
+        slowest - fastest >= Duration::from_millis(800),
+        "reconnects spread over only {:?}",
+        slowest - fastest
+    );
 
     // Keep voting a little on the survivors, then stop and check the truth.
     let ok_at_recovery = votes.ok_after_kill.load(Ordering::SeqCst);

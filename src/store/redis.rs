@@ -624,7 +624,19 @@ impl Store for RedisStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(poll = %v.poll, option = v.option))]
     async fn vote(&self, v: &Vote) -> Result<Results, VoteError> {
-        self.commit.vote(v.clone()).await
+        // The whole vote, not only its batch's call, is bounded: a vote
+        // queued behind a call still in flight would otherwise wait for
+        // that call's timeout and then its own (twice the timeout, seen
+        // with Redis cut off by the network). A vote given up on here may
+        // still be counted by its batch; a retry with its key replays it.
+        let timeout = self.core.limits.timeout;
+        tokio::time::timeout(timeout, self.commit.vote(v.clone()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(VoteError::Unavailable(Unavailable(format!(
+                    "no answer from Redis within {timeout:?}"
+                ))))
+            })
     }
 
     async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::*;
 
 /// haproxy on a free loopback port, killed when dropped.
-struct Haproxy {
+pub(crate) struct Haproxy {
     addr: SocketAddr,
     child: Child,
     _dir: tempfile::TempDir,
@@ -53,7 +53,7 @@ backend app
 
     /// Starts the repository's own `deploy/haproxy-local.cfg`, its ports
     /// (8080 in front, 8081–8083 behind) moved to free ones and `backends`.
-    async fn start_shipped_local(backends: &[SocketAddr; 3]) -> Self {
+    pub(crate) async fn start_shipped_local(backends: &[SocketAddr; 3]) -> Self {
         let port = free_port();
         let mut config = include_str!("../../deploy/haproxy-local.cfg")
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
@@ -98,7 +98,7 @@ backend app
         lb
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

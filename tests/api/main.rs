@@ -19,6 +19,7 @@ mod pages;
 mod polls;
 mod process;
 mod rate_limit;
+mod reconnect_storm;
 mod redis_cluster;
 mod redis_faults;
 mod shortpoll;

@@ -82,22 +82,30 @@ impl Model {
     }
 }
 
-async fn run_sequence(store: &dyn Store, limit: VoteLimit, ops: &[Op]) {
+/// A fresh poll of OPTIONS options, four voters and six keys to vote with.
+async fn fresh_poll(
+    store: &dyn Store,
+    limit: VoteLimit,
+) -> (PollId, Vec<VoterId>, Vec<IdempotencyKey>) {
     let id = PollId::generate();
     let labels: Vec<String> = (0..OPTIONS).map(|i| format!("o{i}")).collect();
-    let poll = NewPoll::parse("q", &labels, limit).unwrap();
     let spec = CreatePoll {
         id: id.clone(),
-        poll,
+        poll: NewPoll::parse("q", &labels, limit).unwrap(),
         admin_token_sha256: String::new(),
         initial_counts: vec![0; OPTIONS],
         created_at_ms: 1,
     };
     store.create(&spec).await.unwrap().expect("fresh id");
-    let voters: Vec<VoterId> = (0..4).map(|_| VoterId::generate()).collect();
-    let keys: Vec<IdempotencyKey> = (0..6)
+    let voters = (0..4).map(|_| VoterId::generate()).collect();
+    let keys = (0..6)
         .map(|i| IdempotencyKey::parse(&format!("k{i}")).unwrap())
         .collect();
+    (id, voters, keys)
+}
+
+async fn run_sequence(store: &dyn Store, limit: VoteLimit, ops: &[Op]) {
+    let (id, voters, keys) = fresh_poll(store, limit).await;
     let mut model = Model::default();
     let mut last_version = 0;
     for op in ops {
@@ -229,20 +237,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// right after each one; every refusal and replay must be what the state
 /// after the group explains (voters and keys only ever grow).
 async fn run_concurrent(store: &dyn Store, limit: VoteLimit, steps: &[Step]) {
-    let id = PollId::generate();
-    let labels: Vec<String> = (0..OPTIONS).map(|i| format!("o{i}")).collect();
-    let spec = CreatePoll {
-        id: id.clone(),
-        poll: NewPoll::parse("q", &labels, limit).unwrap(),
-        admin_token_sha256: String::new(),
-        initial_counts: vec![0; OPTIONS],
-        created_at_ms: 1,
-    };
-    store.create(&spec).await.unwrap().expect("fresh id");
-    let voters: Vec<VoterId> = (0..4).map(|_| VoterId::generate()).collect();
-    let keys: Vec<IdempotencyKey> = (0..6)
-        .map(|i| IdempotencyKey::parse(&format!("k{i}")).unwrap())
-        .collect();
+    let (id, voters, keys) = fresh_poll(store, limit).await;
     let mut model = Model::default();
     for step in steps {
         let group = match step {

@@ -886,20 +886,24 @@ impl TestRedis {
     /// the truth every follower and every acknowledged vote is checked
     /// against.
     pub async fn tally(&self, id: &str) -> (Vec<u64>, u64) {
-        use redis::AsyncCommands;
-        let mut conn = self.conn().await;
-        let votes: std::collections::HashMap<String, u64> = conn
-            .hgetall(format!("tally:poll:{{{id}}}:votes"))
-            .await
-            .expect("HGETALL votes");
-        let version: u64 = conn
-            .get(format!("tally:poll:{{{id}}}:version"))
-            .await
-            .expect("GET version");
-        let mut counts = vec![0; votes.len()];
-        for (option, n) in votes {
-            counts[option.parse::<usize>().expect("option index")] = n;
-        }
-        (counts, version)
+        tally_over(&mut self.conn().await, id).await
     }
+}
+
+/// A poll's counts (in option order) and version, read over `conn`.
+pub async fn tally_over(conn: &mut redis::aio::MultiplexedConnection, id: &str) -> (Vec<u64>, u64) {
+    use redis::AsyncCommands;
+    let votes: std::collections::HashMap<String, u64> = conn
+        .hgetall(format!("tally:poll:{{{id}}}:votes"))
+        .await
+        .expect("HGETALL votes");
+    let version: u64 = conn
+        .get(format!("tally:poll:{{{id}}}:version"))
+        .await
+        .expect("GET version");
+    let mut counts = vec![0; votes.len()];
+    for (option, n) in votes {
+        counts[option.parse::<usize>().expect("option index")] = n;
+    }
+    (counts, version)
 }

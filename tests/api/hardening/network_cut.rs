@@ -205,21 +205,7 @@ impl NetLab {
 
     /// A poll's counts and version as Redis holds them, read over link `i`.
     async fn tally(&self, i: usize, id: &str) -> (Vec<u64>, u64) {
-        use redis::AsyncCommands;
-        let mut conn = self.conn(i).await;
-        let votes: std::collections::HashMap<String, u64> = conn
-            .hgetall(format!("tally:poll:{{{id}}}:votes"))
-            .await
-            .expect("HGETALL votes");
-        let version: u64 = conn
-            .get(format!("tally:poll:{{{id}}}:version"))
-            .await
-            .expect("GET version");
-        let mut counts = vec![0; votes.len()];
-        for (option, n) in votes {
-            counts[option.parse::<usize>().expect("option index")] = n;
-        }
-        (counts, version)
+        tally_over(&mut self.conn(i).await, id).await
     }
 }
 

@@ -12,10 +12,10 @@
 //!
 //! - [`config`]: flags and `TALLY_*` environment variables.
 //! - [`poll`]: domain types; every id, text and key is validated here.
-//! - [`store`]: the [`store::Store`] trait and its memory and Redis backends.
+//! - [`store`]: the [`store::Store`] trait and its memory and Redis
+//!   backends; [`store::redis::bus`] is the Redis pub/sub subscriber that
+//!   feeds the hub changes made on other instances (reconnects, resyncs).
 //! - [`hub`]: local fan-out, one `watch` channel per followed poll.
-//! - [`bus`]: the Redis pub/sub subscriber that feeds the hub changes made
-//!   on other instances; reconnects and resyncs.
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
 //! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the
@@ -37,7 +37,6 @@
 //! format (WebSocket frame, SSE event, long-poll answer).
 
 pub mod api;
-pub mod bus;
 pub mod config;
 pub mod error;
 pub mod hub;

@@ -1,7 +1,7 @@
 //! The store: where polls and counts live.
 //!
 //! Two backends implement [`Store`]: [`memory::MemoryStore`] for a single
-//! instance with nothing to set up, and [`redis::RedisStore`] for any number
+//! instance with nothing to set up, and [`redis::store::RedisStore`] for any number
 //! of instances sharing one Redis. Everything above this trait (transports,
 //! pages, the hub) is written once and works on both.
 

@@ -38,12 +38,29 @@ pub fn init_logging() {
     }
 }
 
-/// A free TCP port on loopback (bound then released).
+/// A free TCP port on loopback for a server a test starts later.
+///
+/// A port from `bind(0)` comes from the kernel's ephemeral range, which
+/// outgoing connections draw from too: between "released here" and "bound by
+/// redis-server" any client socket of a busy test run can take it (CI saw
+/// exactly that). So ports come from below the ephemeral range (Linux's
+/// default starts at 32768), each handed out once per process, starting at
+/// an offset from the pid so that test binaries running side by side do not
+/// walk the same sequence, and each checked free by binding it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() * 977) % SPAN;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + step) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A private `redis-server` for one test, killed when dropped.
@@ -91,10 +108,26 @@ impl TestRedis {
                 if self.ping().await {
                     return;
                 }
+                self.fail_if_exited();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
+    }
+
+    /// Fails at once, with the server's own log, when `redis-server` has
+    /// already exited: waiting out the timeout would only hide why.
+    fn fail_if_exited(&self) {
+        let mut guard = self.child.lock().unwrap();
+        let Some(child) = guard.as_mut() else { return };
+        if let Ok(Some(status)) = child.try_wait() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+            panic!(
+                "redis-server on port {} exited ({status}) before answering PING; its log:\n{log}",
+                self.port
+            );
+        }
     }
 
     async fn ping(&self) -> bool {
@@ -153,6 +186,8 @@ fn spawn_redis(port: u16, dir: &Path, persistent: bool) -> Child {
         .args(aof)
         .arg("--dir")
         .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
         .args(["--enable-debug-command", "local"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -29,11 +29,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::store::{Change, RedisStore};
 use crate::hub::Hub;
 use crate::poll::{PollId, Snapshot};
 use crate::service::ChangeFeed;
 use crate::store::Store;
-use crate::store::redis::{Change, RedisStore};
 
 /// How often an instance publishes a heartbeat to itself.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);

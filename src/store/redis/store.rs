@@ -24,54 +24,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{
-    Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, Script, ScriptInvocation, Value,
-};
+use redis::{Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation, Value};
 use serde::Deserialize;
 
-use super::group_commit::{BatchVoter, GroupCommit};
-use super::{CreatePoll, Store, Unavailable, Vote, VoteError};
-use crate::bus::Bus;
 use crate::config::Config;
-use crate::hub::Hub;
 use crate::poll::{IdempotencyKey, PollId, PollText, Results, VoteLimit};
-use crate::service::ChangeFeed;
-use crate::shutdown::Shutdown;
-
-/// Connects the Redis store and its change feed (the [`Bus`]).
-///
-/// The command connection is made lazily: an instance started before Redis
-/// is reachable runs, answers 503 and is not ready until Redis answers.
-pub async fn connect(
-    config: &Config,
-    hub: Arc<Hub>,
-    shutdown: &Shutdown,
-) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn ChangeFeed>)> {
-    let url = config
-        .redis_url
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("no Redis URL configured"))?;
-    let client = client(url)?;
-    let store = Arc::new(RedisStore::new(
-        client.clone(),
-        Keys::new(&config.redis_prefix),
-        Limits::from_config(config),
-    )?);
-    let bus = Bus::start(client, Arc::clone(&store), hub, shutdown.token());
-    Ok((store, bus))
-}
-
-/// A client whose connections say `lib-name=tally` in `CLIENT LIST` (on
-/// Redis 7.2 and later; older servers ignore it), so an operator can tell
-/// tally's connections from others.
-fn client(url: &str) -> anyhow::Result<redis::Client> {
-    let info = url.into_connection_info()?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_lib_name("tally", env!("CARGO_PKG_VERSION"));
-    Ok(redis::Client::open(info.set_redis_settings(settings))?)
-}
+use crate::store::group_commit::{BatchVoter, GroupCommit};
+use crate::store::{CreatePoll, Store, Unavailable, Vote, VoteError};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.

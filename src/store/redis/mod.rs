@@ -1,0 +1,56 @@
+//! The Redis backend: [`store`] keeps the counts (one Lua script,
+//! [`poll.lua`](store), per operation) and [`bus`] brings every change made
+//! on any instance into this instance's hub over pub/sub.
+//!
+//! The bus reads through the store (snapshots after a reconnect) and never
+//! the other way round: only [`connect`], here, knows both.
+
+pub mod bus;
+pub mod store;
+
+use std::sync::Arc;
+
+use redis::IntoConnectionInfo;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::service::ChangeFeed;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use bus::Bus;
+use store::{Keys, Limits, RedisStore};
+
+/// Connects the Redis store and its change feed (the [`Bus`]).
+///
+/// The command connection is made lazily: an instance started before Redis
+/// is reachable runs, answers 503 and is not ready until Redis answers.
+pub async fn connect(
+    config: &Config,
+    hub: Arc<Hub>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn ChangeFeed>)> {
+    let url = config
+        .redis_url
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("no Redis URL configured"))?;
+    let client = client(url)?;
+    let store = Arc::new(RedisStore::new(
+        client.clone(),
+        Keys::new(&config.redis_prefix),
+        Limits::from_config(config),
+    )?);
+    let bus = Bus::start(client, Arc::clone(&store), hub, shutdown.token());
+    Ok((store, bus))
+}
+
+/// A client whose connections say `lib-name=tally` in `CLIENT LIST` (on
+/// Redis 7.2 and later; older servers ignore it), so an operator can tell
+/// tally's connections from others.
+fn client(url: &str) -> anyhow::Result<redis::Client> {
+    let info = url.into_connection_info()?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_lib_name("tally", env!("CARGO_PKG_VERSION"));
+    Ok(redis::Client::open(info.set_redis_settings(settings))?)
+}

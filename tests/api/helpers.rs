@@ -162,12 +162,18 @@ impl TestRedis {
         self.launch().await;
     }
 
-    /// A fresh connection for assertions and fault injection.
+    /// A fresh connection for assertions and fault injection. Its replies
+    /// may take up to [`WAIT`]: redis-rs's default of 500 ms fails a
+    /// loaded test run (3,000 followers on two cores) on a correct answer
+    /// that was merely slow.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(WAIT))
+            .set_response_timeout(Some(WAIT));
         within(
             "connect to test redis",
-            client.get_multiplexed_async_connection(),
+            client.get_multiplexed_async_connection_with_config(&config),
         )
         .await
         .expect("connect to test redis")

@@ -5,8 +5,8 @@
 //! does (0.1 s plus a random share of a window that doubles per failure),
 //! and the test prints a histogram of when they came back.
 //!
-//! `TALLY_STORM_FOLLOWERS` sets how many (default 300; the full
-//! run is 3000, which needs `ulimit -n` well above 12,000).
+//! `TALLY_STORM_FOLLOWERS` sets how many (default 300, the CI run;
+//! `scripts/storm` runs 3,000, about 3,000 open files in each process).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -112,8 +112,8 @@ async fn converges(ws: &mut WsClient, expected: &[u64]) {
 async fn under_load(
     cluster: &Arc<TestCluster>,
     wait_replicas: u32,
-    fault: impl AsyncFnOnce(&TestCluster, &str),
-) -> (Vec<Sent>, Instant, Vec<u64>, Vec<u64>) {
+    fault: impl AsyncFnOnce(&TestCluster, &str) -> Instant,
+) -> Outcome {
     let backend = cluster.backend();
     let prefix = prefix_of(&backend);
     let tweak = |c: &mut tally::config::Config| c.redis_wait_replicas = wait_replicas;
@@ -128,10 +128,11 @@ async fn under_load(
     let stop = Arc::new(AtomicBool::new(false));
     let votes = load(a.base.clone(), id.clone(), 8, Arc::clone(&stop));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let at = Instant::now();
-    fault(cluster, &format!("{prefix}:poll:{{{id}}}")).await;
+    // When the fault hit, as the fault itself says (finding the node to
+    // hit takes a few redis-cli calls).
+    let at = fault(cluster, &format!("{prefix}:poll:{{{id}}}")).await;
     // Until writes flow again (bounded), then 2 s more.
-    let resumed = within("votes to be acknowledged again", async {
+    let resumed = async {
         loop {
             let (status, _) = a
                 .vote(&id, 0, Some(&format!("probe{}", at.elapsed().as_millis())))
@@ -141,7 +142,7 @@ async fn under_load(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    });
+    };
     let resumed = tokio::time::timeout(Duration::from_secs(20), resumed)
         .await
         .expect("writes resumed");
@@ -163,7 +164,26 @@ async fn under_load(
     // Probes voted for option 0; the follower must show Redis's counts.
     converges(&mut ws, &in_redis).await;
     until_ready(&b, 200).await;
-    (sent, at, expected, in_redis)
+    Outcome {
+        sent,
+        at,
+        expected,
+        in_redis,
+        resumed_after: probes,
+    }
+}
+
+/// What a fault under load left.
+struct Outcome {
+    sent: Vec<Sent>,
+    /// When the fault hit.
+    at: Instant,
+    /// Each load vote's key exactly once.
+    expected: Vec<u64>,
+    /// Redis's counts at the end (probes included, on option 0).
+    in_redis: Vec<u64>,
+    /// From the fault to the first acknowledged probe.
+    resumed_after: Duration,
 }
 
 /// Counts without the probes (every probe was one vote for option 0, of
@@ -176,8 +196,26 @@ fn load_counts(in_redis: &[u64], expected: &[u64]) -> (u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_loses_no_acknowledged_vote_with_wait_replicas() {
     let cluster = TestCluster::start();
-    let (sent, at, expected, in_redis) = under_load(&cluster, 1, async |c, key| {
-        c.master_of(key).kill();
+    let Outcome {
+        sent,
+        at,
+        expected,
+        in_redis,
+        resumed_after,
+    } = under_load(&cluster, 1, async |c, key| {
+        let master = c.master_of(key);
+        let started = Instant::now();
+        master.kill();
+        // WAIT 1 needs a replica: once the replica has taken over, the
+        // killed node is restarted (as a supervisor would) and rejoins as
+        // its replica. Restarted before that, a node without persistence
+        // would come back as an empty master.
+        c.until("the replica to take over", |c| {
+            c.find_master_of(key).is_some_and(|m| m.port != master.port)
+        });
+        eprintln!("kill → replica promoted: {:?}", started.elapsed());
+        master.restart();
+        started
     })
     .await;
     let (probes, y) = load_counts(&in_redis, &expected);
@@ -190,15 +228,31 @@ async fn a_killed_master_loses_no_acknowledged_vote_with_wait_replicas() {
         .map(|s| s.started.duration_since(at));
     eprintln!("kill → first acknowledged load vote: {first_ok_after:?}");
     assert!(first_ok_after.is_some_and(|d| d < Duration::from_secs(10)));
+    assert!(
+        resumed_after < Duration::from_secs(10),
+        "writes resumed after {resumed_after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_without_wait_measures_the_loss_window() {
     let cluster = TestCluster::start();
-    let (_sent, _at, expected, in_redis) = under_load(&cluster, 0, async |c, key| {
-        c.master_of(key).kill();
+    let Outcome {
+        expected,
+        in_redis,
+        resumed_after,
+        ..
+    } = under_load(&cluster, 0, async |c, key| {
+        let master = c.master_of(key);
+        let at = Instant::now();
+        master.kill();
+        at
     })
     .await;
+    assert!(
+        resumed_after < Duration::from_secs(10),
+        "writes resumed after {resumed_after:?}"
+    );
     // Nothing is doubled; what went missing is the loss window.
     assert!(in_redis[1] <= expected[1], "{in_redis:?} vs {expected:?}");
     eprintln!(
@@ -212,14 +266,22 @@ async fn a_planned_failover_answers_no_5xx_beyond_the_switch() {
     let cluster = TestCluster::start();
     let switched = Arc::new(std::sync::Mutex::new(None));
     let noted = Arc::clone(&switched);
-    let (sent, at, expected, in_redis) = under_load(&cluster, 1, async move |c, key| {
+    let Outcome {
+        sent,
+        at,
+        expected,
+        in_redis,
+        ..
+    } = under_load(&cluster, 1, async move |c, key| {
         let master = c.master_of(key).port;
         let replica = c.replica_of(c.master_of(key));
+        let at = Instant::now();
         assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
         c.until("the replica to take over", |c| {
             c.master_of(key).port != master
         });
         *noted.lock().unwrap() = Some(Instant::now());
+        at
     })
     .await;
     let switched = switched.lock().unwrap().expect("switched");
@@ -239,7 +301,9 @@ async fn a_planned_failover_answers_no_5xx_beyond_the_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followed_polls_slot_migrated_under_load() {
     let cluster = TestCluster::start();
-    let (_sent, _at, expected, in_redis) = under_load(&cluster, 0, async |c, key| {
+    let Outcome {
+        expected, in_redis, ..
+    } = under_load(&cluster, 0, async |c, key| {
         let slot = c.nodes[0]
             .cli(&["CLUSTER", "KEYSLOT", key])
             .trim()
@@ -254,6 +318,7 @@ async fn a_followed_polls_slot_migrated_under_load() {
             from.cli(&["CLUSTER", "MYID"]).trim().to_owned(),
             to.cli(&["CLUSTER", "MYID"]).trim().to_owned(),
         );
+        let at = Instant::now();
         to.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
         from.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
         loop {
@@ -274,7 +339,11 @@ async fn a_followed_polls_slot_migrated_under_load() {
         {
             node.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
         }
-        c.until("the slot to move", |c| c.master_of(key).port == to.port);
+        c.until("the slot to move", |c| {
+            c.find_master_of(key).is_some_and(|m| m.port == to.port)
+        });
+        eprintln!("slot {slot} moved in {:?}", at.elapsed());
+        at
     })
     .await;
     assert_eq!(load_counts(&in_redis, &expected).1, expected[1]);

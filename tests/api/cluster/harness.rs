@@ -19,6 +19,7 @@ const FORM: Duration = Duration::from_secs(30);
 /// One node of a test cluster.
 pub struct Node {
     pub port: u16,
+    bus: u16,
     dir: PathBuf,
     child: Mutex<Option<Child>>,
 }
@@ -40,6 +41,14 @@ impl Node {
         }
     }
 
+    /// Starts a killed node again on its ports and its `nodes.conf`, as
+    /// a supervisor would: it rejoins the cluster (as a replica, once its
+    /// slots were failed over).
+    pub fn restart(&self) {
+        self.kill();
+        *self.child.lock().unwrap() = Some(spawn_node(self.port, self.bus, &self.dir));
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.lock().unwrap().is_some()
     }
@@ -55,6 +64,32 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn spawn_node(port: u16, bus: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .args(["--cluster-port", &bus.to_string()])
+        .args(["--cluster-config-file", "nodes.conf"])
+        .args(["--cluster-node-timeout", "2000"])
+        .args(["--save", "", "--appendonly", "no"])
+        // A rejoining replica syncs at once, not after the default 5 s.
+        .args([
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .args(["--enable-debug-command", "local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts")
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
@@ -86,24 +121,10 @@ impl TestCluster {
                 // The cluster bus gets a free port of its own (Redis 7's
                 // cluster-port) rather than port + 10000, which may be taken.
                 let bus = free_port();
-                let child = Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes"])
-                    .args(["--cluster-port", &bus.to_string()])
-                    .args(["--cluster-config-file", "nodes.conf"])
-                    .args(["--cluster-node-timeout", "2000"])
-                    .args(["--save", "", "--appendonly", "no"])
-                    .arg("--dir")
-                    .arg(&node_dir)
-                    .arg("--logfile")
-                    .arg(node_dir.join("redis.log"))
-                    .args(["--enable-debug-command", "local"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server starts");
+                let child = spawn_node(port, bus, &node_dir);
                 Node {
                     port,
+                    bus,
                     dir: node_dir,
                     child: Mutex::new(Some(child)),
                 }
@@ -183,26 +204,24 @@ impl TestCluster {
 
     /// The node that is master of `key`'s slot now.
     pub fn master_of(&self, key: &str) -> &Node {
-        let slot: u16 = self.nodes[0]
+        self.find_master_of(key).expect("a master for the slot")
+    }
+
+    /// The running node that says it is master of `key`'s slot, if any
+    /// does right now (none may during a failover).
+    pub fn find_master_of(&self, key: &str) -> Option<&Node> {
+        let asker = self.nodes.iter().find(|n| n.is_running())?;
+        let slot: u16 = asker
             .cli(&["CLUSTER", "KEYSLOT", key])
             .trim()
             .parse()
-            .expect("a slot");
-        self.master_of_slot(slot)
-    }
-
-    pub fn master_of_slot(&self, slot: u16) -> &Node {
-        // The running master whose own CLUSTER NODES line lists the slot.
-        self.nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .find(|n| {
-                n.cli(&["ROLE"]).starts_with("master")
-                    && n.cli(&["CLUSTER", "NODES"]).lines().any(|line| {
-                        line.contains("myself") && line.contains("master") && serves(line, slot)
-                    })
-            })
-            .expect("a master for the slot")
+            .ok()?;
+        self.nodes.iter().filter(|n| n.is_running()).find(|n| {
+            n.cli(&["ROLE"]).starts_with("master")
+                && n.cli(&["CLUSTER", "NODES"]).lines().any(|line| {
+                    line.contains("myself") && line.contains("master") && serves(line, slot)
+                })
+        })
     }
 
     /// The replica of `master`.

@@ -403,3 +403,35 @@ async fn wait_replicas_without_replicas_answers_503_in_time_and_counts_once() {
     // The vote is in Redis once (the retry replayed it), never twice.
     assert_eq!(counts(&app.results(&id).await), [0, 1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_rides_out_the_whole_cluster_going_down_and_back() {
+    let cluster = TestCluster::start();
+    let backend = cluster.backend();
+    let app = spawn_app(&backend).await;
+    until_ready(&app, 200).await;
+    for node in &cluster.nodes {
+        node.kill();
+    }
+    until_ready(&app, 503).await;
+    let (poll_status, _) = vote_with(&app.client, &app.base, "lpl", 0, None).await;
+    assert_eq!(poll_status, 503, "a vote with the cluster down");
+    for node in &cluster.nodes {
+        node.restart();
+    }
+    cluster.until_healthy();
+    // The same connections heal: ready again, and votes count.
+    until_ready(&app, 200).await;
+    let (poll, _) = app.create_poll(&["x", "y"], "unlimited").await;
+    let id = poll["id"].as_str().unwrap().to_owned();
+    within("a vote to count after the cluster came back", async {
+        while app.vote(&id, 1, None).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        redis_counts(&cluster, &prefix_of(&backend), &id, 2).await,
+        [0, 1]
+    );
+}

@@ -13,7 +13,9 @@
 //!
 //! The poll index (`PREFIX:polls`) lies outside the poll's hash slot; it is
 //! written after the poll, trimmed to the newest [`INDEX_CAP`] ids, cleaned
-//! after a delete, and readers skip (and drop) ids whose poll is gone.
+//! after a delete, and readers skip (and drop) ids whose poll is gone. On
+//! a cluster it is one key in a slot of its own: no command ever names it
+//! together with a poll's keys, so none crosses slots.
 //!
 //! Every command is bounded by `TALLY_REDIS_TIMEOUT`: past it the caller
 //! gets [`Unavailable`] (HTTP 503 `store_unavailable`), never a hung

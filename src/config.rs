@@ -41,6 +41,18 @@ pub struct Config {
     #[arg(long, env = "TALLY_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Seed nodes of a Redis Cluster (`redis://h1:p1,redis://h2:p2,…`):
+    /// selects the cluster backend. Setting it with `TALLY_REDIS_URL` too is
+    /// refused at start.
+    #[arg(long, env = "TALLY_REDIS_CLUSTER", value_delimiter = ',')]
+    pub redis_cluster: Vec<String>,
+
+    /// Replicas that must confirm a vote (`WAIT N`) before it is
+    /// acknowledged; 0 acknowledges once the master has it. A vote whose
+    /// confirmation does not come within `TALLY_REDIS_TIMEOUT` answers 503.
+    #[arg(long, env = "TALLY_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "TALLY_REDIS_PREFIX", default_value = "tally")]
     pub redis_prefix: String,
@@ -137,6 +149,8 @@ impl Config {
         let mut c = Self::parse_from(["tally"]);
         c.listen = "127.0.0.1:0".parse().expect("valid address");
         c.redis_url = None;
+        c.redis_cluster.clear();
+        c.redis_wait_replicas = 0;
         c.instance_id = None;
         c.demo = true;
         c.allowed_origins.clear();
@@ -146,6 +160,24 @@ impl Config {
         // tests turn it on.
         c.create_rate = 0;
         c
+    }
+
+    /// Refuses settings that contradict each other, naming them, so an
+    /// instance never starts on a backend the operator did not mean.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.redis_url.is_some() && !self.redis_cluster.is_empty() {
+            anyhow::bail!(
+                "both TALLY_REDIS_URL (--redis-url) and TALLY_REDIS_CLUSTER (--redis-cluster) are set: \
+                 set TALLY_REDIS_URL for one Redis or TALLY_REDIS_CLUSTER for a Redis Cluster, not both"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether counts live in Redis (one server or a cluster) rather than
+    /// in this instance's memory.
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster.is_empty()
     }
 
     /// The instance name: configured, else the hostname.
@@ -171,5 +203,26 @@ mod tests {
             assert_eq!(defaults.create_rate, 10);
         }
         assert_eq!(Config::for_tests().create_rate, 0);
+    }
+
+    #[test]
+    fn one_redis_and_a_cluster_together_are_refused_by_name() {
+        let mut c = Config::for_tests();
+        c.redis_url = Some("redis://127.0.0.1:6379".into());
+        assert!(c.check().is_ok());
+        c.redis_cluster = vec!["redis://127.0.0.1:7000".into()];
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("TALLY_REDIS_URL") && e.contains("TALLY_REDIS_CLUSTER"),
+            "{e}"
+        );
+        c.redis_url = None;
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
+    fn cluster_seeds_are_comma_separated() {
+        let c = Config::parse_from(["tally", "--redis-cluster", "redis://a:1,redis://b:2"]);
+        assert_eq!(c.redis_cluster, ["redis://a:1", "redis://b:2"]);
     }
 }

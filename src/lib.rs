@@ -77,19 +77,18 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let hub = Hub::new();
         let shutdown = Shutdown::new();
-        let (store, feed) = match &config.redis_url {
-            None => (
+        config.check()?;
+        let (store, feed) = if config.uses_redis() {
+            let (store, feed) = store::redis::connect(&config, Arc::clone(&hub), &shutdown).await?;
+            (store, Some(feed))
+        } else {
+            (
                 Arc::new(MemoryStore::with_ttls(
                     config.poll_ttl,
                     config.idempotency_ttl,
                 )) as Arc<dyn store::Store>,
                 None,
-            ),
-            Some(_) => {
-                let (store, feed) =
-                    store::redis::connect(&config, Arc::clone(&hub), &shutdown).await?;
-                (store, Some(feed))
-            }
+            )
         };
         let service = Service::new(
             store,

@@ -216,6 +216,12 @@ impl Drop for TestRedis {
 pub enum Backend {
     Memory,
     Redis(Arc<TestRedis>),
+    /// A Redis Cluster (tests/api/cluster): its seed nodes and the key
+    /// prefix of this test, so tests can share one cluster.
+    Cluster {
+        seeds: Vec<String>,
+        prefix: String,
+    },
 }
 
 impl Backend {
@@ -226,8 +232,13 @@ impl Backend {
 
     pub fn config(&self) -> Config {
         let mut config = Config::for_tests();
-        if let Backend::Redis(r) = self {
-            config.redis_url = Some(r.url());
+        match self {
+            Backend::Memory => {}
+            Backend::Redis(r) => config.redis_url = Some(r.url()),
+            Backend::Cluster { seeds, prefix } => {
+                config.redis_cluster = seeds.clone();
+                config.redis_prefix = prefix.clone();
+            }
         }
         config
     }

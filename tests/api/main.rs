@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 mod bounds;
+mod cluster;
 mod create_rate;
 mod cross_site;
 mod disconnects;

@@ -36,22 +36,22 @@ use crate::service::ChangeFeed;
 use crate::store::Store;
 
 /// How often an instance publishes a heartbeat to itself.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// How recent the last heartbeat heard must be for the bus to be live.
-const HEARTBEAT_FRESH: Duration = Duration::from_secs(3);
+pub(super) const HEARTBEAT_FRESH: Duration = Duration::from_secs(3);
 /// Heartbeats Redis delivered but the subscriber never heard before the bus
 /// declares its connection dead.
-const UNHEARD_LIMIT: u64 = 3;
+pub(super) const UNHEARD_LIMIT: u64 = 3;
 /// How long a poll without local followers stays subscribed, so a page
 /// reload does not unsubscribe and resubscribe.
-const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
+pub(super) const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
 const SUBSCRIBE_BATCH: usize = 256;
 /// Snapshots re-read at once after a reconnect.
 const RESYNC_CONCURRENCY: usize = 16;
 /// Reconnect backoff bounds.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Whether the bus is caught up, and when it last heard itself.
 #[derive(Default)]
@@ -137,7 +137,7 @@ impl ChangeFeed for Bus {
 
 /// Why a connection was given up.
 #[derive(Debug, thiserror::Error)]
-enum Lost {
+pub(super) enum Lost {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("no answer from Redis in time")]
@@ -152,6 +152,10 @@ enum Lost {
     Deaf(u64),
     #[error("asked to reconnect")]
     Asked,
+    #[error("a node dropped the subscription of {0}")]
+    Dropped(String),
+    #[error("the cluster's masters or slots changed")]
+    Topology,
     #[error("shutting down")]
     Shutdown,
 }
@@ -237,21 +241,8 @@ impl Shared {
         Ok(stream)
     }
 
-    /// Re-reads each poll's snapshot and offers it (or its deletion).
     async fn resync(&self, ids: Vec<PollId>) -> Result<(), Lost> {
-        let mut reads = futures_util::stream::iter(ids)
-            .map(|id| async move {
-                let results = self.store.get(&id).await;
-                (id, results)
-            })
-            .buffer_unordered(RESYNC_CONCURRENCY);
-        while let Some((id, results)) = reads.next().await {
-            match results? {
-                Some(results) => self.hub.offer(&Snapshot::new(results)),
-                None => self.hub.offer_deleted(&id),
-            }
-        }
-        Ok(())
+        resync(&self.store, &self.hub, ids).await
     }
 
     /// Relays messages to the hub and runs the heartbeat, until the
@@ -301,31 +292,8 @@ impl Shared {
         }
     }
 
-    /// Hands one message from a poll's channel to the hub.
-    fn deliver(self: &Arc<Self>, payload: &[u8]) {
-        // Every instance hears every change of the polls it follows, its
-        // own votes' included: read just the id and version first, and
-        // render results only when the hub would keep them.
-        if let Some((id, version)) = RedisStore::head_of(payload)
-            && !self.hub.wants(&id, version)
-        {
-            return;
-        }
-        match self.store.read_change(payload) {
-            Ok(Change::Results(results)) => self.hub.offer(&Snapshot::new(results)),
-            Ok(Change::Deleted(id)) => self.hub.offer_deleted(&id),
-            Ok(Change::Unknown(id)) => {
-                // The text of this poll is not cached here (evicted, or the
-                // id was deleted and created again): read it once more.
-                let shared = Arc::clone(self);
-                tokio::spawn(async move {
-                    if let Err(e) = shared.resync(vec![id]).await {
-                        tracing::debug!(error = %e, "re-read after an unknown change failed");
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "unreadable message on a poll channel"),
-        }
+    fn deliver(&self, payload: &[u8]) {
+        deliver(&self.store, &self.hub, payload);
     }
 
     /// Unsubscribes polls that lost their last local follower, once they
@@ -401,5 +369,50 @@ impl Shared {
             // the connection again, which resubscribes everything.
             self.reconnect.notify_one();
         }
+    }
+}
+
+/// Re-reads each poll's snapshot and offers it (or its deletion): what
+/// every (re)subscription is followed by, on one Redis and on a cluster.
+pub(super) async fn resync(store: &RedisStore, hub: &Hub, ids: Vec<PollId>) -> Result<(), Lost> {
+    let mut reads = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let results = store.get(&id).await;
+            (id, results)
+        })
+        .buffer_unordered(RESYNC_CONCURRENCY);
+    while let Some((id, results)) = reads.next().await {
+        match results? {
+            Some(results) => hub.offer(&Snapshot::new(results)),
+            None => hub.offer_deleted(&id),
+        }
+    }
+    Ok(())
+}
+
+/// Hands one message from a poll's channel to the hub.
+pub(super) fn deliver(store: &Arc<RedisStore>, hub: &Arc<Hub>, payload: &[u8]) {
+    // Every instance hears every change of the polls it follows, its
+    // own votes' included: read just the id and version first, and
+    // render results only when the hub would keep them.
+    if let Some((id, version)) = RedisStore::head_of(payload)
+        && !hub.wants(&id, version)
+    {
+        return;
+    }
+    match store.read_change(payload) {
+        Ok(Change::Results(results)) => hub.offer(&Snapshot::new(results)),
+        Ok(Change::Deleted(id)) => hub.offer_deleted(&id),
+        Ok(Change::Unknown(id)) => {
+            // The text of this poll is not cached here (evicted, or the
+            // id was deleted and created again): read it once more.
+            let (store, hub) = (Arc::clone(store), Arc::clone(hub));
+            tokio::spawn(async move {
+                if let Err(e) = resync(&store, &hub, vec![id]).await {
+                    tracing::debug!(error = %e, "re-read after an unknown change failed");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "unreadable message on a poll channel"),
     }
 }

@@ -1,11 +1,16 @@
-//! The Redis backend: [`store`] keeps the counts (one Lua script,
-//! [`poll.lua`](store), per operation) and [`bus`] brings every change made
-//! on any instance into this instance's hub over pub/sub.
+//! The Redis backend, on one Redis or a Redis Cluster: [`store`] keeps the
+//! counts (one Lua script, [`poll.lua`](store), per operation) over a
+//! [`connection::Connection`], and [`bus`] (one Redis) or [`cluster_bus`]
+//! (sharded pub/sub on a cluster) brings every change made on any instance
+//! into this instance's hub.
 //!
 //! The bus reads through the store (snapshots after a reconnect) and never
 //! the other way round: only [`connect`], here, knows both.
 
 pub mod bus;
+pub mod cluster;
+pub mod cluster_bus;
+pub mod connection;
 pub mod store;
 
 use std::sync::Arc;
@@ -18,9 +23,13 @@ use crate::service::ChangeFeed;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use bus::Bus;
+use cluster_bus::ClusterBus;
+use connection::{Connection, cluster_client};
 use store::{Keys, Limits, RedisStore};
 
-/// Connects the Redis store and its change feed (the [`Bus`]).
+/// Connects the Redis store and its change feed: the [`Bus`] on one Redis
+/// (`TALLY_REDIS_URL`), the [`ClusterBus`] on a Redis Cluster
+/// (`TALLY_REDIS_CLUSTER`).
 ///
 /// The command connection is made lazily: an instance started before Redis
 /// is reachable runs, answers 503 and is not ready until Redis answers.
@@ -29,15 +38,24 @@ pub async fn connect(
     hub: Arc<Hub>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn ChangeFeed>)> {
+    let keys = Keys::new(&config.redis_prefix);
+    let limits = Limits::from_config(config);
+    if !config.redis_cluster.is_empty() {
+        let seeds = config.redis_cluster.clone();
+        let client = cluster_client(&seeds, limits.timeout, None)?;
+        let store = Arc::new(RedisStore::new(Connection::cluster(&client), keys, limits)?);
+        let bus = ClusterBus::start(seeds, Arc::clone(&store), hub, shutdown.token());
+        return Ok((store, bus));
+    }
     let url = config
         .redis_url
         .as_deref()
         .ok_or_else(|| anyhow::anyhow!("no Redis URL configured"))?;
     let client = client(url)?;
     let store = Arc::new(RedisStore::new(
-        client.clone(),
-        Keys::new(&config.redis_prefix),
-        Limits::from_config(config),
+        Connection::single(client.clone(), limits.timeout)?,
+        keys,
+        limits,
     )?);
     let bus = Bus::start(client, Arc::clone(&store), hub, shutdown.token());
     Ok((store, bus))

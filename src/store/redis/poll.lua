@@ -24,6 +24,8 @@
 local poll_key, votes_key, version_key, voters_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op, id, channel = ARGV[1], ARGV[2], ARGV[3]
 local ttl_ms, now_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- PUBLISH on one Redis; the cluster store runs this script with SPUBLISH here.
+local PUBLISH = 'PUBLISH'
 
 -- Every key of a poll expires together, TTL_MS after its last activity.
 -- Renewing them costs four commands, so a vote renews them only once the
@@ -57,7 +59,7 @@ end
 
 -- The compact change message; ids are [A-Za-z0-9_-], safe inside quotes.
 local function publish(created_at, version, closed, counts)
-  redis.call('PUBLISH', channel, '{"id":"' .. id .. '","created_at":' .. created_at
+  redis.call(PUBLISH, channel, '{"id":"' .. id .. '","created_at":' .. created_at
     .. ',"version":' .. version .. ',"closed":' .. (closed and 'true' or 'false')
     .. ',"counts":[' .. table.concat(counts, ',') .. ']}')
 end
@@ -216,7 +218,7 @@ function ops.delete()
     return { 'err', 'poll_not_found' }
   end
   redis.call('DEL', poll_key, votes_key, version_key, voters_key)
-  redis.call('PUBLISH', channel, '{"deleted":true,"id":"' .. id .. '"}')
+  redis.call(PUBLISH, channel, '{"deleted":true,"id":"' .. id .. '"}')
   return { 'ok' }
 end
 

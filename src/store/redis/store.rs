@@ -13,20 +13,22 @@
 //!
 //! The poll index (`PREFIX:polls`) lies outside the poll's hash slot; it is
 //! written after the poll, trimmed to the newest [`INDEX_CAP`] ids, cleaned
-//! after a delete, and readers skip (and drop) ids whose poll is gone.
+//! after a delete, and readers skip (and drop) ids whose poll is gone. On
+//! a cluster it is one key in a slot of its own: no command ever names it
+//! together with a poll's keys, so none crosses slots.
 //!
 //! Every command is bounded by `TALLY_REDIS_TIMEOUT`: past it the caller
 //! gets [`Unavailable`] (HTTP 503 `store_unavailable`), never a hung
 //! request.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation, Value};
+use redis::{Cmd, FromRedisValue, RedisResult, ScriptInvocation, Value};
 use serde::Deserialize;
 
+use super::connection::Connection;
 use crate::config::Config;
 use crate::poll::{IdempotencyKey, PollId, PollText, Results, VoteLimit};
 use crate::store::group_commit::{BatchVoter, GroupCommit};
@@ -90,9 +92,6 @@ impl Keys {
     }
 }
 
-/// The script behind every poll operation; its SHA is computed once.
-static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("poll.lua")));
-
 /// Newest ids the poll index keeps: listing shows at most 100, and an index
 /// that only grew would let one client fill Redis with ids.
 pub const INDEX_CAP: isize = 1000;
@@ -109,6 +108,8 @@ pub struct Limits {
     pub poll_ttl: Duration,
     /// Life of an idempotency record (`TALLY_IDEMPOTENCY_TTL`).
     pub idempotency_ttl: Duration,
+    /// Replicas that must confirm each vote batch (`TALLY_REDIS_WAIT_REPLICAS`).
+    pub wait_replicas: u32,
 }
 
 impl Limits {
@@ -117,6 +118,7 @@ impl Limits {
             timeout: config.redis_timeout,
             poll_ttl: config.poll_ttl,
             idempotency_ttl: config.idempotency_ttl,
+            wait_replicas: config.redis_wait_replicas,
         }
     }
 }
@@ -142,7 +144,7 @@ pub struct RedisStore {
 
 /// What the store and its batches share.
 pub struct Core {
-    conn: ConnectionManager,
+    conn: Connection,
     keys: Keys,
     limits: Limits,
     /// Each poll's text by id; an entry only serves a poll of the same
@@ -151,16 +153,9 @@ pub struct Core {
 }
 
 impl RedisStore {
-    /// A store over `client`, each command bounded by `limits.timeout`.
-    pub fn new(client: redis::Client, keys: Keys, limits: Limits) -> anyhow::Result<Self> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(limits.timeout))
-            .set_response_timeout(Some(limits.timeout))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(4)
-            .set_pipeline_buffer_size(1024);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+    /// A store over `conn` (one Redis or a cluster), each command bounded
+    /// by `limits.timeout`.
+    pub fn new(conn: Connection, keys: Keys, limits: Limits) -> anyhow::Result<Self> {
         let core = Arc::new(Core {
             conn,
             keys,
@@ -187,7 +182,11 @@ impl RedisStore {
     /// it (the bus's heartbeat uses this to see that it is subscribed).
     pub async fn publish(&self, channel: &str, payload: &str) -> Result<u64, Unavailable> {
         self.core
-            .query(redis::cmd("PUBLISH").arg(channel).arg(payload))
+            .query(
+                redis::cmd(self.core.conn.publish_command())
+                    .arg(channel)
+                    .arg(payload),
+            )
             .await
     }
 
@@ -284,7 +283,7 @@ impl Core {
     /// The script call for `op` on poll `id`, with the four keys every
     /// operation gets and the common arguments.
     fn invocation(&self, op: &str, id: &PollId) -> ScriptInvocation<'static> {
-        let mut call = POLL_SCRIPT.prepare_invoke();
+        let mut call = self.conn.poll_script().prepare_invoke();
         call.key(self.keys.poll(id))
             .key(self.keys.votes(id))
             .key(self.keys.version(id))
@@ -362,6 +361,29 @@ impl Core {
         }
         self.read(id).await?;
         Ok(self.text(id, created_at))
+    }
+}
+
+impl Core {
+    /// Waits until `TALLY_REDIS_WAIT_REPLICAS` replicas have the writes
+    /// this connection made to `poll`'s node (the batch just run), within
+    /// the timeout; once per batch, not per vote.
+    async fn replicated(&self, poll: &PollId) -> Result<(), Unavailable> {
+        let wanted = self.limits.wait_replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        // WAIT's own bound leaves room for its reply within the timeout.
+        let wait = self.limits.timeout.mul_f32(0.8);
+        let key = self.keys.version(poll);
+        let confirmed = self.bounded(conn.wait_replicas(&key, wanted, wait)).await?;
+        if confirmed < u64::from(wanted) {
+            return Err(Unavailable(format!(
+                "{confirmed} of {wanted} replicas confirmed the vote within {wait:?}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +488,9 @@ impl BatchVoter for Core {
             Ok(Err(code)) => return all(vote_error(&code)),
             Err(e) => return all(e.into()),
         };
+        if let Err(e) = self.replicated(poll).await {
+            return all(e.into());
+        }
         let state = match State::read(&mut fields) {
             Ok(state) => state,
             Err(e) => return all(e.into()),

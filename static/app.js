@@ -13,6 +13,25 @@
 (function () {
   document.documentElement.classList.remove("no-js");
 
+  // The page's phrases in its language (see src/pages/i18n.rs), with
+  // {name} placeholders filled by `t`.
+  const PHRASES = readJson(document.body.dataset.phrases) || {};
+  const LANG = document.documentElement.lang || "en";
+
+  function readJson(text) {
+    try { return JSON.parse(text); } catch (_) { return null; }
+  }
+
+  function t(key, values) {
+    let text = PHRASES[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(values[name]));
+    });
+    return text;
+  }
+
+  document.querySelectorAll("[data-lang-switch]").forEach(enhanceLangSwitch);
+  document.querySelectorAll("[data-local-time]").forEach(enhanceLocalTime);
   const createForm = document.querySelector("[data-create-form]");
   if (createForm) enhanceCreateForm(createForm);
   document.querySelectorAll("[data-copy]").forEach(enhanceCopyButton);
@@ -39,11 +58,11 @@
         const label = row.querySelector("label");
         const remove = row.querySelector("[data-remove-option]");
         input.id = "option-" + n;
-        input.placeholder = "Option " + n;
+        input.placeholder = t("option_n", { n: n });
         label.htmlFor = input.id;
-        label.textContent = "Option " + n;
+        label.textContent = t("option_n", { n: n });
         remove.value = String(i);
-        remove.setAttribute("aria-label", "Remove option " + n);
+        remove.setAttribute("aria-label", t("remove_option_n", { n: n }));
         remove.disabled = all.length <= MIN;
       });
       addButton.disabled = all.length >= MAX;
@@ -75,6 +94,35 @@
     });
   }
 
+  // ---- Language switch: the cookie, then this very page again. ----
+
+  // Without the script the link sets the cookie on the server and comes
+  // back; with it, a reload keeps what the server cannot see (the manage
+  // page's #token=…) and stays on a page a form answered.
+  function enhanceLangSwitch(link) {
+    link.addEventListener("click", function (event) {
+      document.cookie = "tally_lang=" + link.dataset.langSwitch + "; path=/; max-age=31536000; samesite=lax";
+      if (link.dataset.reload === "true") {
+        event.preventDefault();
+        location.reload();
+      }
+    });
+  }
+
+  // ---- Create form: "closes at" is typed in local time; say which. ----
+
+  function enhanceLocalTime(input) {
+    const offset = input.form && input.form.querySelector("[data-tz-offset]");
+    if (!offset) return;
+    const update = function () {
+      const when = input.value ? new Date(input.value) : new Date();
+      offset.value = isNaN(when) ? "" : String(when.getTimezoneOffset());
+    };
+    input.addEventListener("change", update);
+    input.form.addEventListener("submit", update);
+    update();
+  }
+
   // ---- Created page: copy the link and the token. ----
 
   function enhanceCopyButton(button) {
@@ -84,8 +132,8 @@
     button.addEventListener("click", function () {
       navigator.clipboard.writeText(input.value).then(
         function () {
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = "Copy"; }, 2000);
+          button.textContent = t("copied");
+          setTimeout(function () { button.textContent = t("copy"); }, 2000);
         },
         function () {
           input.select();
@@ -99,7 +147,7 @@
   function followPoll(root) {
     const id = root.dataset.poll;
     const base = "/api/polls/" + encodeURIComponent(id);
-    const numbers = new Intl.NumberFormat("en-US");
+    const numbers = new Intl.NumberFormat(LANG === "en" ? "en-US" : LANG);
     const FALLBACK = { ws: "sse", sse: "longpoll" };
     const POLL_EVERY_MS = 2000;
     const LONGPOLL_SECS = 25;
@@ -164,7 +212,7 @@
     }
 
     function votesText(n) {
-      return numbers.format(n) + (n === 1 ? " vote" : " votes");
+      return t(n === 1 ? "vote_one" : "vote_many", { n: numbers.format(n) });
     }
 
     function render() {
@@ -199,21 +247,21 @@
     }
 
     function showClosed() {
-      if (view.badge.textContent === "Closed") return;
-      view.badge.textContent = "Closed";
+      if (view.badge.textContent === t("badge_closed")) return;
+      view.badge.textContent = t("badge_closed");
       view.badge.classList.remove("open");
       disableVoting();
-      notice("This poll is closed. The results are final.", "");
+      notice(t("poll_closed_final"), "");
     }
 
     function showDeleted() {
       deleted = true;
       stop();
-      view.badge.textContent = "Deleted";
+      view.badge.textContent = t("badge_deleted");
       view.badge.classList.remove("open");
       disableVoting();
-      setConn("ended", "poll deleted");
-      notice("This poll was deleted.", "warn");
+      setConn("ended", t("conn_deleted"));
+      notice(t("poll_deleted"), "warn");
     }
 
     function notice(text, kind) {
@@ -278,14 +326,14 @@
 
     function showTransport() {
       const asked = root.dataset.transport;
-      view.transport.textContent = transport === asked ? transport : transport + " (" + asked + " unavailable)";
+      view.transport.textContent = transport === asked ? transport : t("transport_fallback", { used: transport, asked: asked });
     }
 
     function connect() {
       stop();
       const gen = ++generation;
       showTransport();
-      setConn(failures === 0 ? "connecting" : "reconnecting", failures === 0 ? "connecting" : "reconnecting");
+      setConn(failures === 0 ? "connecting" : "reconnecting", t(failures === 0 ? "conn_connecting" : "conn_reconnecting"));
       const open = { ws: openWs, sse: openSse, longpoll: runLongPoll, poll: runShortPoll }[transport];
       closeCurrent = open(gen);
     }
@@ -306,7 +354,7 @@
       if (!current(gen)) return;
       failures = 0;
       everOpened[transport] = true;
-      setConn("live", "live");
+      setConn("live", t("conn_live"));
     }
 
     // Exponential backoff with full jitter: 0.1 s plus a random share of a
@@ -331,7 +379,7 @@
       }
       const delay = backoff(failures);
       failures++;
-      setConn("reconnecting", "reconnecting in " + Math.ceil(delay / 1000) + " s");
+      setConn("reconnecting", t("conn_retry_in", { s: Math.ceil(delay / 1000) }));
       retryTimer = setTimeout(function () { retryTimer = null; connect(); }, delay);
     }
 
@@ -522,7 +570,7 @@
 
     function voteOverHttp(key, option, attempt) {
       const retry = function () {
-        if (attempt >= 5) return voteRefused(option, "network", "The vote could not be sent. Check your connection and try again.");
+        if (attempt >= 5) return voteRefused(option, "network", t("notice_network"));
         setTimeout(function () { voteOverHttp(key, option, attempt + 1); }, backoff(attempt));
       };
       fetch(base + "/votes", {
@@ -541,7 +589,7 @@
         if (res.status === 503 || res.status === 429) return retry();
         return res.json().catch(function () { return {}; }).then(function (body) {
           const err = (body && body.error) || {};
-          voteRefused(option, err.code || "error", err.message || "The vote was refused.");
+          voteRefused(option, err.code || "error", err.message || t("notice_refused"));
         });
       }, retry);
     }
@@ -560,19 +608,19 @@
       done(option);
       remember(option);
       markChoice(option);
-      notice("Your vote for “" + labelOf(option) + "” was counted.", "ok");
+      notice(t("notice_voted_for", { label: labelOf(option) }), "ok");
     }
 
     function voteRefused(option, code, message) {
       done(option);
       switch (code) {
         case "already_voted":
-          notice("You have already voted on this poll.", "warn");
+          notice(t("notice_already_voted"), "warn");
           break;
         case "poll_closed":
           results = Object.assign({}, results, { closed: true });
           showClosed();
-          notice("This poll is closed; your vote was not counted.", "warn");
+          notice(t("notice_closed_refused"), "warn");
           break;
         case "poll_not_found":
           showDeleted();

@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
+use super::ui::Ui;
 use super::view::{LabPage, LabPanel};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id};
@@ -71,6 +72,7 @@ fn why_not(results: &Results) -> Option<&'static str> {
 pub async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ui: Ui,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
@@ -80,6 +82,7 @@ pub async fn show(
     let try_instead = (why_not.is_some() && app.config.demo && id.as_str() != DEMO_POLL_ID)
         .then(|| format!("/polls/{DEMO_POLL_ID}/lab"));
     let page = LabPage {
+        ui,
         id: results.id.clone(),
         question: results.question.clone(),
         instance: app.instance.clone(),

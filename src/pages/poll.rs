@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
+use super::i18n::Text;
+use super::ui::Ui;
 use super::view::{Notice, PollPage, TransportLink};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id, voter};
@@ -26,40 +28,44 @@ use crate::service::Transport;
 use crate::store::Vote;
 
 /// Every transport, in the order the page falls back through them.
-const TRANSPORTS: [(Transport, &str); 4] = [
-    (Transport::Ws, "WebSocket"),
-    (Transport::Sse, "SSE"),
-    (Transport::LongPoll, "Long polling"),
-    (Transport::Poll, "Short polling"),
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Ws,
+    Transport::Sse,
+    Transport::LongPoll,
+    Transport::Poll,
 ];
+
+/// A transport's name in the visitor's language.
+fn transport_label(t: &'static Text, transport: Transport) -> &'static str {
+    match transport {
+        Transport::Ws => t.t_ws,
+        Transport::Sse => t.t_sse,
+        Transport::LongPoll => t.t_longpoll,
+        Transport::Poll => t.t_poll,
+    }
+}
 
 /// The transport named in a `?transport=` value, if it is one.
 fn transport_named(name: &str) -> Option<Transport> {
-    TRANSPORTS
-        .iter()
-        .map(|(t, _)| *t)
-        .find(|t| t.as_str() == name)
+    TRANSPORTS.into_iter().find(|t| t.as_str() == name)
 }
 
 /// The text of a `?notice=` code; unknown codes show nothing.
-fn notice(code: &str) -> Option<Notice> {
+fn notice(t: &Text, code: &str) -> Option<Notice> {
     let (text, kind) = match code {
-        "voted" => ("Your vote was counted.", "ok"),
-        "already_voted" => ("You have already voted on this poll.", "warn"),
-        "poll_closed" => ("This poll is closed; your vote was not counted.", "warn"),
-        "option_not_found" => ("That option does not exist.", "warn"),
-        "idempotency_key_reused" => (
-            "This page already sent a vote. Reload it to vote again.",
-            "warn",
-        ),
-        "rate_limited" => ("Too many votes at once; please wait a moment.", "warn"),
-        "store_unavailable" | "shutting_down" => (
-            "Your vote could not be stored right now. Please try again.",
-            "warn",
-        ),
+        "voted" => (t.notice_voted, "ok"),
+        "already_voted" => (t.notice_already_voted, "warn"),
+        "poll_closed" => (t.notice_closed_refused, "warn"),
+        "option_not_found" => (t.notice_no_option, "warn"),
+        "idempotency_key_reused" => (t.notice_key_reused, "warn"),
+        "rate_limited" => (t.notice_rate_limited, "warn"),
+        "store_unavailable" | "shutting_down" => (t.notice_unavailable, "warn"),
         _ => return None,
     };
-    Some(Notice { text, kind })
+    Some(Notice {
+        text: text.to_owned(),
+        kind,
+    })
 }
 
 /// The query of the poll page: `transport`, `notice` and `choice`.
@@ -71,12 +77,12 @@ struct PageQuery {
 }
 
 impl PageQuery {
-    fn read(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Self {
+    fn read(query: Result<Query<Vec<(String, String)>>, QueryRejection>, t: &Text) -> Self {
         let mut q = PageQuery::default();
         for (name, value) in query.map(|Query(v)| v).unwrap_or_default() {
             match name.as_str() {
                 "transport" => q.transport = transport_named(&value),
-                "notice" => q.notice = notice(&value),
+                "notice" => q.notice = notice(t, &value),
                 "choice" => q.choice = value.parse().ok(),
                 _ => {}
             }
@@ -91,22 +97,24 @@ pub async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ui: Ui,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let results = app.service.get(&id).await?;
-    let query = PageQuery::read(query);
+    let query = PageQuery::read(query, ui.t);
     let transport = query.transport.unwrap_or(Transport::Ws);
-    let mut page = PollPage::new(&results, query.choice);
+    let t = ui.t;
+    let mut page = PollPage::new(&results, query.choice, ui);
     page.transport = transport.as_str();
     page.transport_chosen = query.transport.is_some();
     page.transports = TRANSPORTS
-        .iter()
-        .map(|(t, label)| TransportLink {
-            name: t.as_str(),
-            label,
-            current: *t == transport,
+        .into_iter()
+        .map(|tr| TransportLink {
+            name: tr.as_str(),
+            label: transport_label(t, tr),
+            current: tr == transport,
         })
         .collect();
     page.instance = app.instance.clone();
@@ -197,8 +205,10 @@ mod tests {
             },
             Error::IdempotencyKeyReused,
         ] {
-            assert!(notice(e.code()).is_some(), "{}", e.code());
+            for t in [&crate::pages::i18n::EN, &crate::pages::i18n::ZH] {
+                assert!(notice(t, e.code()).is_some(), "{}", e.code());
+            }
         }
-        assert!(notice("<script>").is_none());
+        assert!(notice(&crate::pages::i18n::EN, "<script>").is_none());
     }
 }

@@ -7,6 +7,8 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
+use super::i18n::fill;
+use super::ui::Ui;
 use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, Results, VoteLimit};
 
 /// The create form as typed, so a refused form comes back filled in.
@@ -14,6 +16,17 @@ pub struct CreateForm {
     pub question: String,
     pub options: Vec<String>,
     pub unlimited: bool,
+    /// Most options one vote may choose, as typed (`1` = single choice).
+    pub max_choices: String,
+    pub allow_change: bool,
+    /// `always`, `after_vote` or `after_close`.
+    pub results: String,
+    /// `closes_at` as the `datetime-local` field had it (`2026-12-24T18:00`).
+    pub closes_at: String,
+    /// The browser's `getTimezoneOffset()` in minutes, which the script
+    /// fills in; without it `closes_at` is read as UTC.
+    pub tz_offset: Option<i32>,
+    pub listed: bool,
     /// Put the cursor in the last option field (after "add option").
     pub focus_last: bool,
 }
@@ -24,6 +37,12 @@ impl Default for CreateForm {
             question: String::new(),
             options: vec![String::new(); 3],
             unlimited: false,
+            max_choices: "1".into(),
+            allow_change: false,
+            results: "always".into(),
+            closes_at: String::new(),
+            tz_offset: None,
+            listed: false,
             focus_last: false,
         }
     }
@@ -40,6 +59,25 @@ impl CreateForm {
         self.options.len() > MIN_OPTIONS
     }
 
+    /// Whether "more settings" starts open: a setting differs from its default.
+    pub fn has_settings(&self) -> bool {
+        self.max_choices.trim() != "1"
+            || self.allow_change
+            || self.results != "always"
+            || !self.closes_at.is_empty()
+            || self.listed
+    }
+
+    /// `Option 3`, in the visitor's language.
+    pub fn option_label(&self, ui: &Ui, n: &usize) -> String {
+        fill(ui.t.option_n, &[("n", &n.to_string())])
+    }
+
+    /// `Remove option 3`.
+    pub fn remove_label(&self, ui: &Ui, n: &usize) -> String {
+        fill(ui.t.remove_option_n, &[("n", &n.to_string())])
+    }
+
     /// Whether field `index` gets `autofocus`: the one just added.
     pub fn focus(&self, index: &usize) -> bool {
         self.focus_last && *index + 1 == self.options.len()
@@ -54,12 +92,13 @@ pub struct PollSummary {
     pub closed: bool,
 }
 
-impl From<&Results> for PollSummary {
-    fn from(r: &Results) -> Self {
+impl PollSummary {
+    /// The line for `r`, its count in the visitor's language.
+    pub fn new(r: &Results, ui: &Ui) -> Self {
         Self {
             id: r.id.clone(),
             question: r.question.clone(),
-            total: votes_text(r.total),
+            total: ui.votes(r.total),
             closed: r.closed,
         }
     }
@@ -70,6 +109,7 @@ impl From<&Results> for PollSummary {
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
 pub struct HomePage {
+    pub ui: Ui,
     pub form: CreateForm,
     pub error: Option<String>,
     pub recent: Option<Vec<PollSummary>>,
@@ -81,6 +121,7 @@ pub struct HomePage {
 #[derive(Template, WebTemplate)]
 #[template(path = "created.html")]
 pub struct CreatedPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     /// The link to share.
@@ -88,6 +129,10 @@ pub struct CreatedPage {
     /// The poll's API address, for the close and delete examples.
     pub api_url: String,
     pub token: String,
+    /// The manage page's absolute address, the token in its fragment.
+    pub manage_url: String,
+    /// The same, relative, for the button.
+    pub manage_path: String,
 }
 
 /// One option of the poll page: its label, count, share and bar.
@@ -101,6 +146,8 @@ pub struct OptionRow {
     /// (`w-0` … `w-100`), since the CSP forbids inline style attributes.
     pub width: u8,
     pub chosen: bool,
+    /// The vote button's screen-reader tail: ` for Red`.
+    pub vote_for: String,
 }
 
 /// A transport the poll page can follow changes with.
@@ -112,7 +159,7 @@ pub struct TransportLink {
 
 /// A one-line message about the last action (e.g. after a form vote).
 pub struct Notice {
-    pub text: &'static str,
+    pub text: String,
     /// `ok` or `warn`: how the notice looks.
     pub kind: &'static str,
 }
@@ -121,6 +168,7 @@ pub struct Notice {
 #[derive(Template, WebTemplate)]
 #[template(path = "poll.html")]
 pub struct PollPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     pub closed: bool,
@@ -144,17 +192,18 @@ pub struct PollPage {
 
 impl PollPage {
     /// The view of `results` with `choice` marked as the visitor's vote.
-    pub fn new(results: &Results, choice: Option<u32>) -> Self {
+    pub fn new(results: &Results, choice: Option<u32>, ui: Ui) -> Self {
         let options = results
             .options
             .iter()
             .map(|o| OptionRow {
                 id: o.id,
                 label: o.label.clone(),
-                votes: votes_text(o.votes),
+                votes: ui.votes(o.votes),
                 share: share_text(o.votes, results.total),
                 width: width_class(o.votes, results.total),
                 chosen: choice == Some(o.id),
+                vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
             })
             .collect();
         Self {
@@ -163,7 +212,7 @@ impl PollPage {
             closed: results.closed,
             one_per_voter: results.vote_limit == VoteLimit::OnePerVoter,
             version: results.version,
-            total: votes_text(results.total),
+            total: ui.votes(results.total),
             options,
             transport: "ws",
             transport_chosen: false,
@@ -172,6 +221,7 @@ impl PollPage {
             notice: None,
             vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
+            ui,
         }
     }
 }
@@ -189,6 +239,7 @@ pub struct LabPanel {
 #[derive(Template, WebTemplate)]
 #[template(path = "lab.html")]
 pub struct LabPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     pub instance: String,
@@ -207,9 +258,11 @@ pub struct LabPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
+    pub ui: Ui,
+    /// `Error 404`.
+    pub eyebrow: String,
     pub title: &'static str,
     pub message: String,
-    pub status: u16,
 }
 
 /// `1117` → `1,117`; the script formats the same way (`en-US`).
@@ -223,12 +276,6 @@ pub fn group_thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `1 vote`, `1,117 votes`.
-pub fn votes_text(n: u64) -> String {
-    let unit = if n == 1 { "vote" } else { "votes" };
-    format!("{} {unit}", group_thousands(n))
 }
 
 fn share(votes: u64, total: u64) -> f64 {
@@ -266,6 +313,5 @@ mod tests {
         assert_eq!(share_text(600, 1100), "54.5");
         assert_eq!(width_class(600, 1100), 55);
         assert_eq!(width_class(1, 1), 100);
-        assert_eq!(votes_text(1), "1 vote");
     }
 }

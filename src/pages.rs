@@ -12,7 +12,10 @@ mod assets;
 mod home;
 pub mod i18n;
 mod lab;
+mod manage;
 mod poll;
+mod present;
+mod qr;
 mod ui;
 mod view;
 
@@ -49,6 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/polls/{id}", get(poll::show))
         .route("/polls/{id}/vote", post(poll::vote))
         .route("/polls/{id}/lab", get(lab::show))
+        .route("/polls/{id}/manage", get(manage::show).post(manage::act))
+        .route("/polls/{id}/present", get(present::show))
+        .route("/polls/{id}/qr.svg", get(qr::show))
         .route("/lang", get(ui::switch))
         .layer(axum::middleware::from_fn(render_error_pages))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -167,4 +173,40 @@ async fn render_error_pages(req: Request, next: Next) -> Response {
 /// snapshot — for the page that shows an admin token.
 fn no_store() -> (HeaderName, HeaderValue) {
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+/// `scheme://host` as the visitor reached this site, for a link to share;
+/// empty (a relative link) when the `Host` header is not a plain host.
+pub fn site_origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    let Some(host) = host else {
+        return String::new();
+    };
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_link_uses_a_plain_host_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "vote.example:8080".parse().unwrap());
+        assert_eq!(site_origin(&h), "http://vote.example:8080");
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(site_origin(&h), "https://vote.example:8080");
+        h.insert(header::HOST, "a/b\"c".parse().unwrap());
+        assert_eq!(site_origin(&h), "");
+    }
 }

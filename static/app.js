@@ -35,8 +35,13 @@
   const createForm = document.querySelector("[data-create-form]");
   if (createForm) enhanceCreateForm(createForm);
   document.querySelectorAll("[data-copy]").forEach(enhanceCopyButton);
-  const poll = document.getElementById("poll");
-  if (poll) followPoll(poll);
+  applyStoredTheme();
+  document.querySelectorAll("[data-follow]").forEach(function (root) {
+    const follower = followPoll(root);
+    if (root.querySelector("[data-manage-form]")) enhanceManage(root, follower);
+  });
+  document.querySelectorAll("[data-theme-toggle]").forEach(enhanceThemeToggle);
+  document.querySelectorAll("[data-fullscreen]").forEach(enhanceFullscreen);
 
   // ---- Create form: add and remove option fields in place. ----
 
@@ -142,7 +147,166 @@
     });
   }
 
-  // ---- Poll page. ----
+  // ---- Presenter view: light or dark, full screen. ----
+
+  // The system's scheme unless the presenter picked one (kept per browser).
+  function applyStoredTheme() {
+    let theme = null;
+    try { theme = localStorage.getItem("tally:theme"); } catch (_) { /* private mode */ }
+    if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
+  }
+
+  function enhanceThemeToggle(button) {
+    button.addEventListener("click", function () {
+      const root = document.documentElement;
+      const now = root.dataset.theme || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+      const next = now === "dark" ? "light" : "dark";
+      root.dataset.theme = next;
+      try { localStorage.setItem("tally:theme", next); } catch (_) { /* private mode */ }
+    });
+  }
+
+  function enhanceFullscreen(button) {
+    if (!document.documentElement.requestFullscreen) {
+      button.hidden = true;
+      return;
+    }
+    button.addEventListener("click", function () {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else document.documentElement.requestFullscreen().catch(function () { /* refused */ });
+    });
+  }
+
+  // ---- Manage page: the host's buttons, with the token from #token=… ----
+
+  function enhanceManage(root, follower) {
+    const id = root.dataset.poll;
+    const base = "/api/polls/" + encodeURIComponent(id);
+    const form = root.querySelector("[data-manage-form]");
+    const tokenInput = form.querySelector("input[name=token]");
+    const dialog = root.querySelector("[data-delete-dialog]");
+    const notices = root.querySelector("[data-notices]");
+    const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (fromLink) {
+      tokenInput.value = fromLink;
+      root.querySelector("[data-token-field]").hidden = true;
+      root.querySelector("[data-token-from-link]").hidden = false;
+    }
+    // Export sits outside the form (in the share card) and names it.
+    root.querySelectorAll("[data-manage]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        press(button.dataset.manage);
+      });
+    });
+    root.addEventListener("tally:results", function (event) { showState(event.detail); });
+    root.addEventListener("tally:deleted", function () { ended(); });
+
+    function say(text, kind) {
+      const p = document.createElement("p");
+      p.className = "notice " + kind;
+      p.setAttribute("role", "status");
+      p.textContent = text;
+      notices.replaceChildren(p);
+    }
+
+    function button(action) {
+      return root.querySelector("[data-manage=\"" + action + "\"]");
+    }
+
+    function showState(results) {
+      if (!results) return;
+      button("close").disabled = results.closed;
+      button("reopen").disabled = !results.closed;
+    }
+
+    function ended() {
+      root.querySelectorAll("[data-manage]").forEach(function (b) { b.disabled = true; });
+    }
+
+    function token() {
+      return tokenInput.value.trim();
+    }
+
+    function press(action) {
+      if (!token()) {
+        say(t("missing_token"), "warn");
+        root.querySelector("[data-token-field]").hidden = false;
+        tokenInput.focus();
+        return;
+      }
+      if (action === "delete") return confirmDelete();
+      if (action === "export") return exportCsv();
+      send("POST", base + "/" + action, action);
+    }
+
+    function confirmDelete() {
+      if (!dialog.showModal) {
+        if (window.confirm(t("delete_confirm"))) send("DELETE", base, "delete");
+        return;
+      }
+      dialog.returnValue = "";
+      dialog.addEventListener("close", function onClose() {
+        dialog.removeEventListener("close", onClose);
+        if (dialog.returnValue === "delete") send("DELETE", base, "delete");
+      });
+      dialog.showModal();
+    }
+
+    function authorised(method) {
+      return {
+        method: method,
+        headers: { Authorization: "Bearer " + token() },
+        cache: "no-store",
+        credentials: "same-origin",
+      };
+    }
+
+    function refused(res) {
+      return res.json().catch(function () { return {}; }).then(function (body) {
+        const err = (body && body.error) || {};
+        if (res.status === 403 && err.code === "forbidden") say(t("wrong_token"), "warn");
+        else if (res.status === 401) say(t("missing_token"), "warn");
+        else say(t("manage_failed", { message: err.message || res.status }), "warn");
+      });
+    }
+
+    function send(method, url, action) {
+      fetch(url, authorised(method)).then(function (res) {
+        if (!res.ok) return refused(res);
+        if (action === "delete") {
+          ended();
+          say(t("done_deleted"), "ok");
+          return;
+        }
+        return res.json().then(function (results) {
+          follower.apply(results);
+          showState(results);
+          say(t(action === "close" ? "done_closed" : "done_reopened"), "ok");
+        });
+      }, function () { say(t("notice_network"), "warn"); });
+    }
+
+    // Fetched with the bearer (a plain link could not send it), then
+    // handed to the browser as a download.
+    function exportCsv() {
+      fetch(base + "/results.csv", authorised("GET")).then(function (res) {
+        if (!res.ok) return refused(res);
+        return res.blob().then(function (blob) {
+          const a = document.createElement("a");
+          a.href = URL.createObjectURL(blob);
+          a.download = "tally-" + id + ".csv";
+          document.body.appendChild(a);
+          a.click();
+          a.remove();
+          setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+          say(t("done_exported"), "ok");
+        });
+      }, function () { say(t("notice_network"), "warn"); });
+    }
+  }
+
+  // ---- Poll page (and every page that follows a poll: manage, present). ----
 
   function followPoll(root) {
     const id = root.dataset.poll;
@@ -181,7 +345,8 @@
     window.addEventListener("pageshow", function (event) {
       if (event.persisted && !deleted) connect();
     });
-    view.form.addEventListener("submit", onVoteSubmit);
+    if (view.form) view.form.addEventListener("submit", onVoteSubmit);
+    return { apply: apply };
 
     // -- Rendering --
 
@@ -229,8 +394,10 @@
         el.bar.setAttribute("aria-valuetext", votesText(option.votes) + ", " + shareText + "%");
       });
       view.total.textContent = votesText(total);
-      view.version.textContent = String(version);
+      if (view.version) view.version.textContent = String(version);
       if (results.closed) showClosed();
+      else showOpen();
+      root.dispatchEvent(new CustomEvent("tally:results", { detail: results }));
     }
 
     // Applies results from any source, ignoring any not newer than shown.
@@ -243,7 +410,16 @@
     }
 
     function disableVoting() {
-      view.rows.forEach(function (el) { el.button.disabled = true; });
+      view.rows.forEach(function (el) { if (el.button) el.button.disabled = true; });
+    }
+
+    // A reopened poll takes votes again.
+    function showOpen() {
+      if (deleted || view.badge.textContent !== t("badge_closed")) return;
+      view.badge.textContent = t("badge_open");
+      view.badge.classList.add("open");
+      view.rows.forEach(function (el) { if (el.button) el.button.disabled = false; });
+      view.notices.replaceChildren();
     }
 
     function showClosed() {
@@ -262,6 +438,7 @@
       disableVoting();
       setConn("ended", t("conn_deleted"));
       notice(t("poll_deleted"), "warn");
+      root.dispatchEvent(new CustomEvent("tally:deleted"));
     }
 
     function notice(text, kind) {
@@ -273,6 +450,7 @@
     }
 
     function setConn(state, text) {
+      if (!view.conn) return;
       view.conn.dataset.state = state;
       view.conn.textContent = text;
     }
@@ -281,7 +459,7 @@
       view.rows.forEach(function (el, key) {
         const mine = key === option;
         el.row.classList.toggle("chosen", mine);
-        el.mine.hidden = !mine;
+        if (el.mine) el.mine.hidden = !mine;
       });
     }
 
@@ -296,6 +474,7 @@
     }
 
     function restoreChoice() {
+      if (!view.form) return;
       const shown = root.querySelector(".result.chosen");
       if (shown) {
         remember(Number(shown.dataset.option));
@@ -326,6 +505,7 @@
 
     function showTransport() {
       const asked = root.dataset.transport;
+      if (!view.transport) return;
       view.transport.textContent = transport === asked ? transport : t("transport_fallback", { used: transport, asked: asked });
     }
 

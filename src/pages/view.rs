@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 
 use super::i18n::fill;
 use super::ui::Ui;
-use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, Results, VoteLimit};
+use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, PollId, Results, VoteLimit};
 
 /// The create form as typed, so a refused form comes back filled in.
 pub struct CreateForm {
@@ -150,6 +150,23 @@ pub struct OptionRow {
     pub vote_for: String,
 }
 
+/// The rows of `results`, `choice` marked as the visitor's.
+pub fn option_rows(results: &Results, ui: &Ui, choice: Option<u32>) -> Vec<OptionRow> {
+    results
+        .options
+        .iter()
+        .map(|o| OptionRow {
+            id: o.id,
+            label: o.label.clone(),
+            votes: ui.votes(o.votes),
+            share: share_text(o.votes, results.total),
+            width: width_class(o.votes, results.total),
+            chosen: choice == Some(o.id),
+            vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
+        })
+        .collect()
+}
+
 /// A transport the poll page can follow changes with.
 pub struct TransportLink {
     pub name: &'static str,
@@ -193,19 +210,7 @@ pub struct PollPage {
 impl PollPage {
     /// The view of `results` with `choice` marked as the visitor's vote.
     pub fn new(results: &Results, choice: Option<u32>, ui: Ui) -> Self {
-        let options = results
-            .options
-            .iter()
-            .map(|o| OptionRow {
-                id: o.id,
-                label: o.label.clone(),
-                votes: ui.votes(o.votes),
-                share: share_text(o.votes, results.total),
-                width: width_class(o.votes, results.total),
-                chosen: choice == Some(o.id),
-                vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
-            })
-            .collect();
+        let options = option_rows(results, &ui, choice);
         Self {
             id: results.id.clone(),
             question: results.question.clone(),
@@ -251,6 +256,87 @@ pub struct LabPage {
     /// Where to try the vote control instead (the demo poll's lab), if anywhere.
     pub try_instead: Option<String>,
     /// The results as JSON, for the script (an escaped attribute value).
+    pub results_json: String,
+}
+
+/// `/polls/{id}/manage`: the host's page. The admin token is not in the
+/// address the server sees; `token` is only filled in the answer to the
+/// form (which had it in its body), so the next press needs no pasting.
+#[derive(Template, WebTemplate)]
+#[template(path = "manage.html")]
+pub struct ManagePage {
+    pub ui: Ui,
+    pub id: String,
+    pub question: String,
+    pub closed: bool,
+    pub deleted: bool,
+    pub version: u64,
+    pub total: String,
+    pub options: Vec<OptionRow>,
+    /// `bars.html` at its normal size.
+    pub big: bool,
+    /// The link to share.
+    pub poll_url: String,
+    pub token: String,
+    pub notice: Option<Notice>,
+    pub results_json: String,
+}
+
+impl ManagePage {
+    /// The page for `results`, the share link `poll_url`.
+    pub fn new(results: &Results, ui: Ui, poll_url: String) -> Self {
+        Self {
+            id: results.id.clone(),
+            question: results.question.clone(),
+            closed: results.closed,
+            deleted: false,
+            version: results.version,
+            total: ui.votes(results.total),
+            options: option_rows(results, &ui, None),
+            big: false,
+            poll_url,
+            token: String::new(),
+            notice: None,
+            results_json: serde_json::to_string(results).expect("results always serialise"),
+            ui,
+        }
+    }
+
+    /// The page after the poll `id` was deleted from it: nothing to press.
+    pub fn deleted(id: &PollId, ui: Ui) -> Self {
+        Self {
+            id: id.to_string(),
+            question: ui.t.poll_deleted.to_owned(),
+            closed: true,
+            deleted: true,
+            version: 0,
+            total: String::new(),
+            options: Vec::new(),
+            big: false,
+            poll_url: String::new(),
+            token: String::new(),
+            notice: None,
+            results_json: "null".into(),
+            ui,
+        }
+    }
+}
+
+/// `/polls/{id}/present`: the question, live bars, the count and the way
+/// in (link and QR code), for a projector or a phone held up.
+#[derive(Template, WebTemplate)]
+#[template(path = "present.html")]
+pub struct PresentPage {
+    pub ui: Ui,
+    pub id: String,
+    pub question: String,
+    pub closed: bool,
+    pub total: String,
+    pub options: Vec<OptionRow>,
+    pub big: bool,
+    /// The link to join, in full and as shown (without the scheme).
+    pub poll_url: String,
+    pub poll_url_shown: String,
     pub results_json: String,
 }
 

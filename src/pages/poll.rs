@@ -158,7 +158,7 @@ pub async fn vote(
     }
     let vote = Vote {
         poll: id,
-        option,
+        choice: crate::poll::Choice::one(option),
         voter,
         idempotency_key,
     };

@@ -59,7 +59,7 @@ impl From<&Results> for PollSummary {
         Self {
             id: r.id.clone(),
             question: r.question.clone(),
-            total: votes_text(r.total),
+            total: votes_text(r.total.unwrap_or(0)),
             closed: r.closed,
         }
     }
@@ -151,9 +151,9 @@ impl PollPage {
             .map(|o| OptionRow {
                 id: o.id,
                 label: o.label.clone(),
-                votes: votes_text(o.votes),
-                share: share_text(o.votes, results.total),
-                width: width_class(o.votes, results.total),
+                votes: votes_text(o.votes.unwrap_or(0)),
+                share: share_text(o.votes.unwrap_or(0), results.total.unwrap_or(0)),
+                width: width_class(o.votes.unwrap_or(0), results.total.unwrap_or(0)),
                 chosen: choice == Some(o.id),
             })
             .collect();
@@ -163,7 +163,7 @@ impl PollPage {
             closed: results.closed,
             one_per_voter: results.vote_limit == VoteLimit::OnePerVoter,
             version: results.version,
-            total: votes_text(results.total),
+            total: votes_text(results.total.unwrap_or(0)),
             options,
             transport: "ws",
             transport_chosen: false,

@@ -199,7 +199,20 @@
         press(button.dataset.manage);
       });
     });
-    root.addEventListener("tally:results", function (event) { showState(event.detail); });
+    root.addEventListener("tally:results", function (event) {
+      showState(event.detail);
+      if (event.detail && event.detail.results_hidden) refreshCounts();
+    });
+    const initial = readJson(root.dataset.results);
+    if (initial && initial.results_hidden) refreshCounts();
+
+    // The stream hides counts from everyone; the host asks with the token.
+    function refreshCounts() {
+      if (!token()) return;
+      fetch(base, authorised("GET")).then(function (res) {
+        return res.ok ? res.json().then(follower.show) : null;
+      }, function () { /* the next change will try again */ });
+    }
     root.addEventListener("tally:deleted", function () { ended(); });
 
     function say(text, kind) {
@@ -346,7 +359,7 @@
       if (event.persisted && !deleted) connect();
     });
     if (view.form) view.form.addEventListener("submit", onVoteSubmit);
-    return { apply: apply };
+    return { apply: apply, show: show };
 
     // -- Rendering --
 
@@ -360,13 +373,14 @@
           bar: row.querySelector("[role=meter]"),
           fill: row.querySelector("[data-fill]"),
           mine: row.querySelector("[data-mine]"),
-          button: row.querySelector("button[name=option]"),
+          button: row.querySelector("button[name=option], input[data-pick]"),
           label: row.querySelector(".result-label"),
         });
       });
       return {
         rows: rows,
         form: root.querySelector("[data-vote-form]"),
+        send: root.querySelector("[data-send-vote]"),
         total: root.querySelector("[data-total]"),
         badge: root.querySelector("[data-state-badge]"),
         notices: root.querySelector("[data-notices]"),
@@ -377,6 +391,7 @@
     }
 
     function votesText(n) {
+      if (typeof n !== "number") return t("hidden_count");
       return t(n === 1 ? "vote_one" : "vote_many", { n: numbers.format(n) });
     }
 
@@ -385,7 +400,7 @@
       results.options.forEach(function (option) {
         const el = view.rows.get(option.id);
         if (!el) return;
-        const share = total > 0 ? (option.votes * 100) / total : 0;
+        const share = total > 0 && typeof option.votes === "number" ? (option.votes * 100) / total : 0;
         const shareText = share.toFixed(1);
         el.votes.textContent = votesText(option.votes);
         el.percent.textContent = shareText + "%";
@@ -395,6 +410,7 @@
       });
       view.total.textContent = votesText(total);
       if (view.version) view.version.textContent = String(version);
+      showHidden();
       if (results.closed) showClosed();
       else showOpen();
       root.dispatchEvent(new CustomEvent("tally:results", { detail: results }));
@@ -409,8 +425,40 @@
       render();
     }
 
+    // The same version with more in it: the counts the host's token (or a
+    // vote just cast) may see, where the stream sent them hidden.
+    function show(next) {
+      if (deleted || !next || typeof next.version !== "number" || next.version < version) return;
+      results = next;
+      version = next.version;
+      render();
+    }
+
+    // "Hidden until you vote / until close": the note and the bars follow
+    // what the server sent this visitor.
+    function showHidden() {
+      const list = root.querySelector(".results");
+      if (!list) return;
+      list.classList.toggle("results-hidden", !!results.results_hidden);
+      let note = root.querySelector("[data-hidden-note]");
+      if (!results.results_hidden) {
+        if (note) note.hidden = true;
+        return;
+      }
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "notice hidden-note";
+        note.setAttribute("data-hidden-note", "");
+        const at = view.form || list;
+        at.parentNode.insertBefore(note, at);
+      }
+      note.textContent = t(results.results === "after_vote" ? "hidden_until_vote" : "hidden_until_close");
+      note.hidden = false;
+    }
+
     function disableVoting() {
       view.rows.forEach(function (el) { if (el.button) el.button.disabled = true; });
+      if (view.send) view.send.disabled = true;
     }
 
     // A reopened poll takes votes again.
@@ -419,6 +467,8 @@
       view.badge.textContent = t("badge_open");
       view.badge.classList.add("open");
       view.rows.forEach(function (el) { if (el.button) el.button.disabled = false; });
+      if (view.send) view.send.disabled = false;
+      limitPicks();
       view.notices.replaceChildren();
     }
 
@@ -455,12 +505,34 @@
       view.conn.textContent = text;
     }
 
-    function markChoice(option) {
+    // `choice`: the options of the visitor's vote (one, or several).
+    function markChoice(choice) {
       view.rows.forEach(function (el, key) {
-        const mine = key === option;
+        const mine = choice.indexOf(key) >= 0;
         el.row.classList.toggle("chosen", mine);
         if (el.mine) el.mine.hidden = !mine;
+        if (el.button && el.button.type === "checkbox") el.button.checked = mine;
       });
+      limitPicks();
+    }
+
+    function maxChoices() {
+      return view.form ? Number(view.form.dataset.maxChoices) || 1 : 1;
+    }
+
+    // Checkboxes past max_choices cannot be ticked.
+    function limitPicks() {
+      if (maxChoices() < 2 || results.closed) return;
+      const picked = Array.from(view.rows.values()).filter(function (el) { return el.button.checked; }).length;
+      view.rows.forEach(function (el) {
+        el.button.disabled = !el.button.checked && picked >= maxChoices();
+      });
+    }
+
+    function picked() {
+      return Array.from(view.rows.entries())
+        .filter(function (entry) { return entry[1].button.checked; })
+        .map(function (entry) { return entry[0]; });
     }
 
     // -- The visitor's own choice, remembered per poll. --
@@ -469,20 +541,36 @@
       return "tally:choice:" + id;
     }
 
-    function remember(option) {
-      try { localStorage.setItem(storageKey(), String(option)); } catch (_) { /* private mode */ }
+    // The API does not tell a page what its visitor chose, so the page
+    // keeps the choice in this browser (and a form vote's answer names it).
+    function remember(choice) {
+      try { localStorage.setItem(storageKey(), JSON.stringify(choice)); } catch (_) { /* private mode */ }
     }
 
     function restoreChoice() {
       if (!view.form) return;
-      const shown = root.querySelector(".result.chosen");
-      if (shown) {
-        remember(Number(shown.dataset.option));
+      view.form.addEventListener("change", function (event) {
+        if (event.target.matches("[data-pick]")) limitPicks();
+      });
+      const shown = Array.from(root.querySelectorAll(".result.chosen"), function (r) { return Number(r.dataset.option); });
+      if (shown.length) {
+        remember(shown);
+        limitPicks();
         return;
       }
       let stored = null;
-      try { stored = localStorage.getItem(storageKey()); } catch (_) { /* private mode */ }
-      if (stored !== null && view.rows.has(Number(stored))) markChoice(Number(stored));
+      try { stored = readJson(localStorage.getItem(storageKey())); } catch (_) { /* private mode */ }
+      if (typeof stored === "number") stored = [stored];
+      if (Array.isArray(stored) && stored.every(function (o) { return view.rows.has(o); })) {
+        markChoice(stored);
+        changeOffered(stored.length > 0);
+      }
+      limitPicks();
+    }
+
+    // After a vote on a poll that allows changing it, the button says so.
+    function changeOffered(voted) {
+      if (view.send && voted && results.allow_change) view.send.textContent = t("change_vote");
     }
 
     // A form vote's ?notice=…&choice=… should not show again on reload.
@@ -707,22 +795,31 @@
       return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
     }
 
+    // One vote button ({"option":N}), or "send" with the ticked boxes of
+    // a multi-choice poll ({"options":[…]}).
     function onVoteSubmit(event) {
       const button = event.submitter;
       // Without the submitter, let the form post itself (the fallback).
-      if (!button || button.name !== "option") return;
+      if (!button || (button.name !== "option" && !button.hasAttribute("data-send-vote"))) return;
       event.preventDefault();
       if (button.getAttribute("aria-busy") === "true" || deleted) return;
-      const option = Number(button.value);
+      const multi = button.hasAttribute("data-send-vote");
+      const option = multi ? picked() : [Number(button.value)];
+      if (option.length === 0) return notice(t("choose_one_first"), "warn");
+      if (option.length > maxChoices()) return notice(t("too_many_choices", { n: maxChoices() }), "warn");
       const key = randomKey();
       button.setAttribute("aria-busy", "true");
       if (socket && socket.readyState === WebSocket.OPEN) {
         const timer = setTimeout(function () { resendOverHttp(key); }, VOTE_ACK_MS);
         pendingWs.set(key, { option: option, timer: timer });
-        socket.send(JSON.stringify({ type: "vote", option: option, request_id: key }));
+        socket.send(JSON.stringify(Object.assign({ type: "vote", request_id: key }, voteBody(option))));
       } else {
         voteOverHttp(key, option, 0);
       }
+    }
+
+    function voteBody(choice) {
+      return maxChoices() > 1 ? { options: choice } : { option: choice[0] };
     }
 
     function wsVoteAnswered(key, error) {
@@ -756,13 +853,13 @@
       fetch(base + "/votes", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-        body: JSON.stringify({ option: option }),
+        body: JSON.stringify(voteBody(option)),
         credentials: "same-origin",
         cache: "no-store",
       }).then(function (res) {
         if (res.ok) {
           return res.json().then(function (body) {
-            apply(body.results);
+            show(body.results);
             voteCounted(option);
           });
         }
@@ -774,21 +871,31 @@
       }, retry);
     }
 
-    function done(option) {
-      const el = view.rows.get(option);
-      if (el) el.button.removeAttribute("aria-busy");
+    function done(choice) {
+      choice.forEach(function (option) {
+        const el = view.rows.get(option);
+        if (el) el.button.removeAttribute("aria-busy");
+      });
+      if (view.send) view.send.removeAttribute("aria-busy");
     }
 
-    function labelOf(option) {
-      const el = view.rows.get(option);
-      return el ? el.label.textContent : "";
+    function labelOf(choice) {
+      return choice.map(function (option) {
+        const el = view.rows.get(option);
+        return el ? el.label.textContent : "";
+      }).join(LANG === "en" ? ", " : "、");
     }
 
     function voteCounted(option) {
+      const wasHidden = results.results_hidden;
       done(option);
       remember(option);
       markChoice(option);
+      changeOffered(true);
       notice(t("notice_voted_for", { label: labelOf(option) }), "ok");
+      // A stream opened before the vote was told to hide the counts;
+      // a new one is told this visitor has voted.
+      if (wasHidden && results.results === "after_vote") connect();
     }
 
     function voteRefused(option, code, message) {

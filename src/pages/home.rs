@@ -20,8 +20,9 @@ use super::view::{CreateForm, CreatedPage, HomePage, PollSummary};
 use super::{PageError, no_store, voter_jar};
 use crate::api::AppState;
 use crate::error::Error;
-use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit};
+use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit, now_ms};
 use crate::service::DEMO_POLL_ID;
+use crate::visibility::Viewer;
 
 /// How many polls the home page lists.
 const RECENT: usize = 20;
@@ -44,7 +45,12 @@ pub async fn to_home() -> Redirect {
 
 async fn home_page(app: &AppState, ui: Ui, form: CreateForm, error: Option<String>) -> HomePage {
     let recent = match app.service.list(RECENT).await {
-        Ok(polls) => Some(polls.iter().map(|p| PollSummary::new(p, &ui)).collect()),
+        Ok(polls) => Some(
+            polls
+                .into_iter()
+                .map(|p| PollSummary::new(&Viewer::anonymous().view(p), &ui))
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "could not list recent polls");
             None
@@ -145,7 +151,10 @@ pub async fn create(
     } else {
         VoteLimit::OnePerVoter
     };
-    let poll = match NewPoll::parse(&form.question, &options, limit) {
+    let parsed = form.settings().and_then(|settings| {
+        NewPoll::parse(&form.question, &options, limit)?.with_settings(&settings, now_ms())
+    });
+    let poll = match parsed {
         Ok(poll) => poll,
         Err(e) => {
             let message = explain(ui.t, &e.0, &options);
@@ -213,6 +222,21 @@ fn explain(t: &Text, message: &str, options: &[String]) -> String {
     }
     if message.starts_with("a poll needs") {
         return t.err_options_count.to_owned();
+    }
+    if message.starts_with("max_choices") {
+        return fill(t.err_max_choices, &[("n", &options.len().to_string())]);
+    }
+    if message.starts_with("allow_change") {
+        return t.err_allow_change.to_owned();
+    }
+    if message.starts_with("closes_at must be in the future") {
+        return t.err_closes_past.to_owned();
+    }
+    if message.starts_with("closes_at must be at most") {
+        return t.err_closes_far.to_owned();
+    }
+    if message.starts_with("closes_at") {
+        return t.err_closes_bad.to_owned();
     }
     if let Some((label, rest)) = option() {
         if rest.starts_with("repeats") {

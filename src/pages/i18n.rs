@@ -184,6 +184,11 @@ pub struct Text {
     /// `The option “{label}” …`.
     pub err_option_long: &'static str,
     pub err_option_repeat: &'static str,
+    pub err_max_choices: &'static str,
+    pub err_allow_change: &'static str,
+    pub err_closes_past: &'static str,
+    pub err_closes_far: &'static str,
+    pub err_closes_bad: &'static str,
     pub err_create_rate: &'static str,
     // -- Created --
     pub created_title: &'static str,
@@ -210,6 +215,7 @@ pub struct Text {
     pub notice_already_voted: &'static str,
     pub notice_closed_refused: &'static str,
     pub notice_no_option: &'static str,
+    pub notice_bad_choice: &'static str,
     pub notice_key_reused: &'static str,
     pub notice_rate_limited: &'static str,
     pub notice_unavailable: &'static str,

@@ -78,6 +78,12 @@ pub async fn show(
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let results = app.service.get(&id).await?;
+    let voter = crate::api::voter::known(&jar);
+    let results = app
+        .service
+        .viewer(&results, None, voter.as_ref())
+        .await?
+        .view(results);
     let why_not = why_not(&results);
     let try_instead = (why_not.is_some() && app.config.demo && id.as_str() != DEMO_POLL_ID)
         .then(|| format!("/polls/{DEMO_POLL_ID}/lab"));

@@ -25,7 +25,7 @@ use super::{PageError, no_store};
 use crate::api::{AppState, poll_id};
 use crate::error::Error;
 use crate::poll::{PollId, Results};
-
+use crate::visibility::Viewer;
 /// The headers of every manage answer: nothing cached, no referrer sent.
 fn private() -> [(HeaderName, HeaderValue); 2] {
     [
@@ -52,7 +52,9 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
-    let results = app.service.get(&id).await?;
+    // The server cannot see the token (it is in the fragment): the page
+    // comes as anyone sees it, and the script asks for counts with it.
+    let results = Viewer::anonymous().view(app.service.get(&id).await?);
     Ok((private(), page(&app, &headers, &results, ui)).into_response())
 }
 
@@ -125,8 +127,14 @@ pub async fn act(
         ),
         Err((status, notice)) => (status, notice, status != StatusCode::FORBIDDEN),
     };
+    // A token that just worked is the host's: they see the counts.
+    let viewer = if status.is_success() {
+        Viewer::admin()
+    } else {
+        Viewer::anonymous()
+    };
     let results = match app.service.get(&id).await {
-        Ok(results) => Some(results),
+        Ok(results) => Some(viewer.view(results)),
         Err(Error::PollNotFound) if matches!(action, Action::Delete) && status.is_success() => None,
         Err(e) => return Err(PageError(e)),
     };
@@ -152,9 +160,8 @@ async fn run(app: &AppState, id: &PollId, action: &Action, token: &str) -> Resul
             Ok(|t| t.done_closed)
         }
         Action::Reopen => {
-            // Until the service can reopen (issue 13's API half).
-            let _ = (app, id, token);
-            Err(Error::NotFound)
+            app.service.reopen(id, Some(token)).await?;
+            Ok(|t| t.done_reopened)
         }
         Action::Delete => {
             app.service.delete(id, Some(token)).await?;

@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::PageError;
 use super::qr::poll_url;
 use super::ui::Ui;
-use super::view::{PresentPage, option_rows};
+use super::view::{PresentPage, hidden_because, option_rows, total_text};
 use crate::api::{AppState, poll_id};
+use crate::visibility::Viewer;
 
 /// `GET /polls/{id}/present`.
 #[tracing::instrument(skip_all, fields(poll = %id))]
@@ -22,7 +23,8 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
-    let results = app.service.get(&id).await?;
+    // What the room may see: the screen is public, so no one's rights.
+    let results = Viewer::anonymous().view(app.service.get(&id).await?);
     let poll_url =
         poll_url(&app, &headers, id.as_str()).unwrap_or_else(|| format!("/polls/{}", results.id));
     let shown = poll_url
@@ -33,8 +35,9 @@ pub async fn show(
         id: results.id.clone(),
         question: results.question.clone(),
         closed: results.closed,
-        total: ui.votes(results.total),
-        options: option_rows(&results, &ui, None),
+        total: total_text(&results, &ui),
+        hidden: hidden_because(&results, &ui),
+        options: option_rows(&results, &ui, &[]),
         big: true,
         poll_url_shown: shown,
         poll_url,

@@ -9,7 +9,10 @@ use askama_web::WebTemplate;
 
 use super::i18n::fill;
 use super::ui::Ui;
-use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, PollId, Results, VoteLimit};
+use crate::poll::{
+    IdempotencyKey, Invalid, MAX_OPTIONS, MIN_OPTIONS, PollId, Results, ResultsVisibility,
+    SettingsInput, VoteLimit,
+};
 
 /// The create form as typed, so a refused form comes back filled in.
 pub struct CreateForm {
@@ -59,6 +62,30 @@ impl CreateForm {
         self.options.len() > MIN_OPTIONS
     }
 
+    /// The settings as the API takes them: `closes_at` from the local time
+    /// typed and the browser's offset (UTC without one).
+    pub fn settings(&self) -> Result<SettingsInput, Invalid> {
+        let max_choices = self.max_choices.trim();
+        let max_choices = if max_choices.is_empty() {
+            None
+        } else {
+            Some(max_choices.parse::<u32>().map_err(|_| {
+                Invalid("max_choices must be from 1 to the number of options".into())
+            })?)
+        };
+        let results = ResultsVisibility::parse(&self.results).ok();
+        let closes_at = self.closes_at.trim();
+        let closes_at =
+            (!closes_at.is_empty()).then(|| local_to_rfc3339(closes_at, self.tz_offset));
+        Ok(SettingsInput {
+            max_choices,
+            allow_change: Some(self.allow_change),
+            results,
+            closes_at,
+            listed: Some(self.listed),
+        })
+    }
+
     /// Whether "more settings" starts open: a setting differs from its default.
     pub fn has_settings(&self) -> bool {
         self.max_choices.trim() != "1"
@@ -84,6 +111,20 @@ impl CreateForm {
     }
 }
 
+/// `2026-12-24T18:00` typed in a zone `offset_minutes` behind UTC (as
+/// `Date.getTimezoneOffset()` says) → `2026-12-24T18:00:00+08:00`.
+fn local_to_rfc3339(local: &str, offset_minutes: Option<i32>) -> String {
+    let with_seconds = if local.len() == 16 {
+        format!("{local}:00")
+    } else {
+        local.to_owned()
+    };
+    let east = -offset_minutes.unwrap_or(0).clamp(-18 * 60, 18 * 60);
+    let sign = if east < 0 { '-' } else { '+' };
+    let east = east.abs();
+    format!("{with_seconds}{sign}{:02}:{:02}", east / 60, east % 60)
+}
+
 /// One line of the recent polls list.
 pub struct PollSummary {
     pub id: String,
@@ -98,7 +139,7 @@ impl PollSummary {
         Self {
             id: r.id.clone(),
             question: r.question.clone(),
-            total: ui.votes(r.total),
+            total: total_text(r, ui),
             closed: r.closed,
         }
     }
@@ -151,20 +192,42 @@ pub struct OptionRow {
 }
 
 /// The rows of `results`, `choice` marked as the visitor's.
-pub fn option_rows(results: &Results, ui: &Ui, choice: Option<u32>) -> Vec<OptionRow> {
+pub fn option_rows(results: &Results, ui: &Ui, choice: &[u32]) -> Vec<OptionRow> {
     results
         .options
         .iter()
-        .map(|o| OptionRow {
-            id: o.id,
-            label: o.label.clone(),
-            votes: ui.votes(o.votes),
-            share: share_text(o.votes, results.total),
-            width: width_class(o.votes, results.total),
-            chosen: choice == Some(o.id),
-            vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
+        .map(|o| {
+            let (votes, total) = (o.votes.unwrap_or(0), results.total.unwrap_or(0));
+            OptionRow {
+                id: o.id,
+                label: o.label.clone(),
+                votes: match o.votes {
+                    Some(n) => ui.votes(n),
+                    None => ui.t.hidden_count.to_owned(),
+                },
+                share: share_text(votes, total),
+                width: width_class(votes, total),
+                chosen: choice.contains(&o.id),
+                vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
+            }
         })
         .collect()
+}
+
+/// The total as shown: `1,117 votes`, or "hidden".
+pub fn total_text(results: &Results, ui: &Ui) -> String {
+    match results.total {
+        Some(n) => ui.votes(n),
+        None => ui.t.hidden_count.to_owned(),
+    }
+}
+
+/// Why the counts are not shown to this visitor, if they are not.
+pub fn hidden_because(results: &Results, ui: &Ui) -> Option<&'static str> {
+    results.results_hidden.then(|| match results.results {
+        ResultsVisibility::AfterVote => ui.t.hidden_until_vote,
+        _ => ui.t.hidden_until_close,
+    })
 }
 
 /// A transport the poll page can follow changes with.
@@ -192,6 +255,15 @@ pub struct PollPage {
     pub one_per_voter: bool,
     pub version: u64,
     pub total: String,
+    /// Why counts are not shown (hidden until a vote or the close).
+    pub hidden: Option<&'static str>,
+    /// Most options one vote may choose; above 1 the page shows checkboxes.
+    pub max_choices: u32,
+    /// `Choose up to 3`.
+    pub choose_up_to: String,
+    pub allow_change: bool,
+    /// The page knows this visitor's choice (after a form vote).
+    pub voted: bool,
     pub options: Vec<OptionRow>,
     pub transport: &'static str,
     /// Whether the transport was asked for in the URL (kept across a form vote).
@@ -209,7 +281,7 @@ pub struct PollPage {
 
 impl PollPage {
     /// The view of `results` with `choice` marked as the visitor's vote.
-    pub fn new(results: &Results, choice: Option<u32>, ui: Ui) -> Self {
+    pub fn new(results: &Results, choice: &[u32], ui: Ui) -> Self {
         let options = option_rows(results, &ui, choice);
         Self {
             id: results.id.clone(),
@@ -217,7 +289,15 @@ impl PollPage {
             closed: results.closed,
             one_per_voter: results.vote_limit == VoteLimit::OnePerVoter,
             version: results.version,
-            total: ui.votes(results.total),
+            total: total_text(results, &ui),
+            hidden: hidden_because(results, &ui),
+            max_choices: results.max_choices,
+            choose_up_to: fill(
+                ui.t.choose_up_to,
+                &[("n", &results.max_choices.to_string())],
+            ),
+            allow_change: results.allow_change,
+            voted: !choice.is_empty(),
             options,
             transport: "ws",
             transport_chosen: false,
@@ -272,6 +352,7 @@ pub struct ManagePage {
     pub deleted: bool,
     pub version: u64,
     pub total: String,
+    pub hidden: Option<&'static str>,
     pub options: Vec<OptionRow>,
     /// `bars.html` at its normal size.
     pub big: bool,
@@ -291,8 +372,9 @@ impl ManagePage {
             closed: results.closed,
             deleted: false,
             version: results.version,
-            total: ui.votes(results.total),
-            options: option_rows(results, &ui, None),
+            total: total_text(results, &ui),
+            hidden: hidden_because(results, &ui),
+            options: option_rows(results, &ui, &[]),
             big: false,
             poll_url,
             token: String::new(),
@@ -311,6 +393,7 @@ impl ManagePage {
             deleted: true,
             version: 0,
             total: String::new(),
+            hidden: None,
             options: Vec::new(),
             big: false,
             poll_url: String::new(),
@@ -332,6 +415,7 @@ pub struct PresentPage {
     pub question: String,
     pub closed: bool,
     pub total: String,
+    pub hidden: Option<&'static str>,
     pub options: Vec<OptionRow>,
     pub big: bool,
     /// The link to join, in full and as shown (without the scheme).
@@ -391,6 +475,22 @@ mod tests {
         assert_eq!(group_thousands(999), "999");
         assert_eq!(group_thousands(1117), "1,117");
         assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn local_times_get_the_browsers_offset() {
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", Some(-480)),
+            "2026-12-24T18:00:00+08:00"
+        );
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", Some(300)),
+            "2026-12-24T18:00:00-05:00"
+        );
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", None),
+            "2026-12-24T18:00:00+00:00"
+        );
     }
 
     #[test]

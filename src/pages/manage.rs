@@ -72,6 +72,8 @@ enum Action {
     Close,
     Reopen,
     Delete,
+    /// Download the results as CSV (the token shows hidden counts).
+    Export,
 }
 
 /// `POST /polls/{id}/manage`: does what was pressed with the token from the
@@ -92,8 +94,15 @@ pub async fn act(
         Some("close") => Action::Close,
         Some("reopen") => Action::Reopen,
         Some("delete") => Action::Delete,
+        Some("export") => Action::Export,
         _ => return Err(PageError(Error::BadRequest("unknown action".into()))),
     };
+    if matches!(action, Action::Export)
+        && !token.is_empty()
+        && app.service.is_admin(&id, Some(&token)).await?
+    {
+        return Ok(export(&app, &id).await?);
+    }
     let t = ui.t;
     let refuse = |text: &str| Notice {
         text: text.to_owned(),
@@ -167,5 +176,25 @@ async fn run(app: &AppState, id: &PollId, action: &Action, token: &str) -> Resul
             app.service.delete(id, Some(token)).await?;
             Ok(|t| t.done_deleted)
         }
+        // Reached only with a token that is not the host's.
+        Action::Export => {
+            app.service.is_admin(id, Some(token)).await?;
+            Err(Error::Forbidden)
+        }
     }
+}
+
+/// The CSV file, every count shown (the caller checked the token).
+async fn export(app: &AppState, id: &PollId) -> Result<Response, Error> {
+    let results = app.service.get(id).await?;
+    let disposition = format!("attachment; filename=\"{id}-results.csv\"");
+    Ok((
+        private(),
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        crate::api::polls::results_csv(&Viewer::admin().view(results)),
+    )
+        .into_response())
 }

@@ -224,10 +224,11 @@ pub fn total_text(results: &Results, ui: &Ui) -> String {
 
 /// Why the counts are not shown to this visitor, if they are not.
 pub fn hidden_because(results: &Results, ui: &Ui) -> Option<&'static str> {
-    results.results_hidden.then(|| match results.results {
+    let why = match results.results {
         ResultsVisibility::AfterVote => ui.t.hidden_until_vote,
         _ => ui.t.hidden_until_close,
-    })
+    };
+    results.results_hidden.then_some(why)
 }
 
 /// A transport the poll page can follow changes with.

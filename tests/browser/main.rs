@@ -25,3 +25,4 @@ mod languages;
 mod live;
 mod look;
 mod no_js;
+mod richer;

@@ -111,6 +111,15 @@ async fn accept_language_and_the_switch_choose_the_language() {
     )
     .await;
     assert_eq!(page.text("#error-title").await, "找不到这个投票");
+    // The lab, the manage page and the presenter view too.
+    page.goto(&app.url("/polls/lpl/lab")).await;
+    assert_eq!(page.text("#lab .eyebrow").await, "传输实验室");
+    assert_eq!(page.text("[data-lab-start]").await, "开始");
+    page.goto(&app.url("/polls/lpl/manage")).await;
+    assert_eq!(page.text("[data-manage=close]").await, "结束投票");
+    page.goto(&app.url("/polls/lpl/present")).await;
+    assert_eq!(lang(&page).await, "zh-CN");
+    assert_eq!(page.text(".present-scan").await, "扫码投票");
     page.close().await;
 
     // Without the script the switch is a link that sets the cookie.

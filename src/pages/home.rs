@@ -318,8 +318,8 @@ mod tests {
             "A poll needs 2 to 20 options."
         );
         assert_eq!(
-            explain(&EN, "max_choices must be 1 to 3", &options),
-            "Max_choices must be 1 to 3"
+            explain(&EN, "a rule added later", &options),
+            "A rule added later"
         );
     }
 }

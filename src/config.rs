@@ -141,6 +141,30 @@ pub struct Config {
     /// Interval of SSE keep-alive comments.
     #[arg(long, env = "TALLY_SSE_KEEPALIVE", default_value = "15s", value_parser = duration)]
     pub sse_keepalive: Duration,
+
+    /// The site's public address (`https://vote.example.com`), for share
+    /// links and QR codes; unset: the request's scheme and `Host`.
+    #[arg(long, env = "TALLY_PUBLIC_URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+}
+
+/// An `http(s)://host[:port]` origin without a path, as links are built on it.
+fn public_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?} must start with http:// or https://"))?;
+    let plain = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !plain {
+        return Err(format!(
+            "{s:?} must be scheme://host[:port], without a path"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 impl Config {
@@ -159,6 +183,7 @@ impl Config {
         // Tests create polls by the dozen from 127.0.0.1; the limit's own
         // tests turn it on.
         c.create_rate = 0;
+        c.public_url = None;
         c
     }
 
@@ -224,5 +249,20 @@ mod tests {
     fn cluster_seeds_are_comma_separated() {
         let c = Config::parse_from(["tally", "--redis-cluster", "redis://a:1,redis://b:2"]);
         assert_eq!(c.redis_cluster, ["redis://a:1", "redis://b:2"]);
+    }
+
+    #[test]
+    fn the_public_url_is_an_origin() {
+        assert_eq!(
+            public_url("https://vote.example.com/").unwrap(),
+            "https://vote.example.com"
+        );
+        assert_eq!(
+            public_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(public_url("vote.example.com").is_err());
+        assert!(public_url("https://vote.example.com/path").is_err());
+        assert!(public_url("https://").is_err());
     }
 }

@@ -126,6 +126,10 @@ impl From<VoteError> for Error {
             VoteError::PollNotFound => Error::PollNotFound,
             VoteError::PollClosed => Error::PollClosed,
             VoteError::OptionNotFound => Error::OptionNotFound,
+            VoteError::TooManyChoices(n) => Error::Validation(format!(
+                "options: this poll takes at most {n} choice{}",
+                if n == 1 { "" } else { "s" }
+            )),
             VoteError::AlreadyVoted => Error::AlreadyVoted,
             VoteError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
             VoteError::Unavailable(u) => u.into(),

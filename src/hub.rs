@@ -174,6 +174,14 @@ impl Follower {
         matches!(&*self.rx.borrow(), Some(PollEvent::Results(_)))
     }
 
+    /// The newest results, without marking them seen.
+    pub fn peek(&self) -> Option<Arc<Snapshot>> {
+        match &*self.rx.borrow() {
+            Some(PollEvent::Results(s)) => Some(Arc::clone(s)),
+            _ => None,
+        }
+    }
+
     /// The newest event, marking it seen.
     pub fn latest(&mut self) -> Option<PollEvent> {
         self.rx.borrow_and_update().clone()

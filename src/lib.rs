@@ -49,6 +49,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod store;
+pub mod visibility;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

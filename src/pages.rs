@@ -10,13 +10,19 @@
 
 mod assets;
 mod home;
+pub mod i18n;
 mod lab;
+mod manage;
 mod poll;
+mod present;
+mod qr;
+mod ui;
 mod view;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
@@ -24,6 +30,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api::{AppState, voter};
 use crate::error::Error;
+use i18n::fill;
+use ui::Ui;
 use view::ErrorPage;
 
 /// Most bytes a form body may have: 20 options of 100 CJK characters,
@@ -44,6 +52,11 @@ pub fn routes() -> Router<AppState> {
         .route("/polls/{id}", get(poll::show))
         .route("/polls/{id}/vote", post(poll::vote))
         .route("/polls/{id}/lab", get(lab::show))
+        .route("/polls/{id}/manage", get(manage::show).post(manage::act))
+        .route("/polls/{id}/present", get(present::show))
+        .route("/polls/{id}/qr.svg", get(qr::show))
+        .route("/lang", get(ui::switch))
+        .layer(axum::middleware::from_fn(render_error_pages))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
@@ -62,7 +75,8 @@ pub fn routes() -> Router<AppState> {
         ))
         // `same-origin`, not `no-referrer`: under `no-referrer` browsers send
         // `Origin: null` on form posts, which the cross-site check refuses.
-        .layer(SetResponseHeaderLayer::overriding(
+        // The manage page sets its own (`no-referrer`).
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
@@ -75,7 +89,9 @@ fn voter_jar(jar: CookieJar, headers: &HeaderMap) -> CookieJar {
     voter::with_cookie(jar, cookie)
 }
 
-/// An error rendered as an HTML page instead of the API's JSON.
+/// An error rendered as an HTML page instead of the API's JSON, in the
+/// visitor's language: the response carries the error, and
+/// [`render_error_pages`] (which knows the request) writes the page.
 pub struct PageError(pub Error);
 
 impl From<Error> for PageError {
@@ -84,39 +100,113 @@ impl From<Error> for PageError {
     }
 }
 
+/// The error a response is to show as a page.
+#[derive(Clone)]
+struct PendingErrorPage(Error);
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, title, message) = match &self.0 {
-            Error::PollNotFound | Error::NotFound => (
-                StatusCode::NOT_FOUND,
-                "Poll not found",
-                "There is no poll at this address. It may have been deleted, or the link may be mistyped.".to_owned(),
-            ),
-            Error::StoreUnavailable | Error::TooManyConnections | Error::ShuttingDown => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "The poll store cannot be reached right now. Please try again in a moment."
-                    .to_owned(),
-            ),
-            other => (other.status(), "Request refused", other.to_string()),
+        let status = match &self.0 {
+            Error::PollNotFound | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::StoreUnavailable | Error::TooManyConnections | Error::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            other => other.status(),
         };
-        let page = ErrorPage {
-            title,
-            message,
-            status: status.as_u16(),
-        };
-        let mut response = (status, page).into_response();
+        let mut response = status.into_response();
         if let Some(secs) = self.0.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        response.extensions_mut().insert(PendingErrorPage(self.0));
         response
     }
+}
+
+/// The page for `error`, in the language `ui` says.
+fn error_page(ui: Ui, error: &Error, status: StatusCode) -> ErrorPage {
+    let t = ui.t;
+    let (title, message) = match error {
+        Error::PollNotFound | Error::NotFound => {
+            (t.err_not_found_title, t.err_not_found.to_owned())
+        }
+        Error::StoreUnavailable | Error::TooManyConnections | Error::ShuttingDown => {
+            (t.err_unavailable_title, t.err_unavailable.to_owned())
+        }
+        Error::PayloadTooLarge(_) => (t.err_refused_title, t.err_too_large.to_owned()),
+        Error::BadRequest(_) if ui.lang != i18n::Lang::En => {
+            (t.err_refused_title, t.err_form_body.to_owned())
+        }
+        other => (t.err_refused_title, other.to_string()),
+    };
+    ErrorPage {
+        eyebrow: fill(t.error_n, &[("status", &status.as_u16().to_string())]),
+        title,
+        message,
+        ui,
+    }
+}
+
+/// Writes the page of any [`PageError`] answer, keeping its status and
+/// headers (a voter cookie, `Retry-After`).
+async fn render_error_pages(req: Request, next: Next) -> Response {
+    let ui = Ui::of(req.method(), req.uri(), req.headers());
+    let response = next.run(req).await;
+    let Some(PendingErrorPage(error)) = response.extensions().get::<PendingErrorPage>().cloned()
+    else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let page = error_page(ui, &error, parts.status).into_response();
+    let (page_parts, body) = page.into_parts();
+    if let Some(content_type) = page_parts.headers.get(header::CONTENT_TYPE) {
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 /// `Cache-Control` that keeps a response out of every cache and history
 /// snapshot — for the page that shows an admin token.
 fn no_store() -> (HeaderName, HeaderValue) {
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+/// `scheme://host` as the visitor reached this site, for a link to share;
+/// empty (a relative link) when the `Host` header is not a plain host.
+pub fn site_origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    let Some(host) = host else {
+        return String::new();
+    };
+    let https = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_link_uses_a_plain_host_only() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "vote.example:8080".parse().unwrap());
+        assert_eq!(site_origin(&h), "http://vote.example:8080");
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(site_origin(&h), "https://vote.example:8080");
+        h.insert(header::HOST, "a/b\"c".parse().unwrap());
+        assert_eq!(site_origin(&h), "");
+    }
 }

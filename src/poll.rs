@@ -126,6 +126,9 @@ pub struct NewPoll {
     pub question: String,
     pub options: Vec<String>,
     pub vote_limit: VoteLimit,
+    /// The richer rules (multi-choice, changes, visibility, deadline,
+    /// listing); [`PollSettings::default`] is the plain poll.
+    pub settings: PollSettings,
 }
 
 impl NewPoll {
@@ -171,7 +174,227 @@ impl NewPoll {
             question: question.to_owned(),
             options: labels,
             vote_limit,
+            settings: PollSettings::default(),
         })
+    }
+
+    /// Adds the optional rules of a create body, checked against this
+    /// poll's options and vote limit and against the clock `now_ms`.
+    pub fn with_settings(mut self, input: &SettingsInput, now_ms: u64) -> Result<Self, Invalid> {
+        self.settings = PollSettings::parse(input, self.options.len(), self.vote_limit, now_ms)?;
+        Ok(self)
+    }
+}
+
+/// Who may see a poll's counts while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultsVisibility {
+    /// Everyone, always.
+    #[default]
+    Always,
+    /// A voter once they have voted (and everyone once the poll is closed).
+    AfterVote,
+    /// Everyone once the poll is closed.
+    AfterClose,
+}
+
+impl ResultsVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultsVisibility::Always => "always",
+            ResultsVisibility::AfterVote => "after_vote",
+            ResultsVisibility::AfterClose => "after_close",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s {
+            "always" => Ok(Self::Always),
+            "after_vote" => Ok(Self::AfterVote),
+            "after_close" => Ok(Self::AfterClose),
+            _ => Err(invalid(
+                "results must be \"always\", \"after_vote\" or \"after_close\"",
+            )),
+        }
+    }
+}
+
+/// The longest a poll may stay open by `closes_at`: a year.
+pub const MAX_CLOSES_AT_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// The optional create fields as the client sent them, before checking.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct SettingsInput {
+    /// How many options one vote may choose: 1 to the number of options
+    /// (default 1).
+    #[schema(minimum = 1, maximum = 20)]
+    pub max_choices: Option<u32>,
+    /// Whether a voter may change their vote; only with `one_per_voter`
+    /// (default false).
+    pub allow_change: Option<bool>,
+    /// Who sees the counts while the poll runs (default `always`).
+    pub results: Option<ResultsVisibility>,
+    /// RFC 3339 instant, in the future and at most a year away, from which
+    /// the poll is closed.
+    #[schema(format = DateTime)]
+    pub closes_at: Option<String>,
+    /// Whether `GET /api/polls` and the home page list the poll (default
+    /// false: reachable by its link only).
+    pub listed: Option<bool>,
+}
+
+/// A poll's rules beyond its text, fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSettings {
+    /// Most options one vote may choose (1 = single choice).
+    pub max_choices: u32,
+    /// A voter's new vote replaces their previous one (one_per_voter only).
+    pub allow_change: bool,
+    pub results: ResultsVisibility,
+    /// Unix milliseconds from which votes are refused and the poll closes.
+    pub closes_at_ms: Option<u64>,
+    /// Listed by `GET /api/polls` and the home page.
+    pub listed: bool,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            max_choices: 1,
+            allow_change: false,
+            results: ResultsVisibility::Always,
+            closes_at_ms: None,
+            listed: false,
+        }
+    }
+}
+
+impl PollSettings {
+    /// Checks each field; every message names the field it refuses.
+    pub fn parse(
+        input: &SettingsInput,
+        options: usize,
+        vote_limit: VoteLimit,
+        now_ms: u64,
+    ) -> Result<Self, Invalid> {
+        let max_choices = input.max_choices.unwrap_or(1);
+        if max_choices < 1 || max_choices as usize > options {
+            return Err(invalid(format!(
+                "max_choices must be from 1 to the number of options ({options})"
+            )));
+        }
+        let allow_change = input.allow_change.unwrap_or(false);
+        if allow_change && vote_limit != VoteLimit::OnePerVoter {
+            return Err(invalid(
+                "allow_change is only allowed with vote_limit \"one_per_voter\"",
+            ));
+        }
+        let closes_at_ms = match input.closes_at.as_deref() {
+            None => None,
+            Some(text) => {
+                let at = parse_rfc3339_ms(text).ok_or_else(|| {
+                    invalid(
+                        "closes_at must be an RFC 3339 date and time, e.g. 2030-01-01T12:00:00Z",
+                    )
+                })?;
+                if at <= now_ms {
+                    return Err(invalid("closes_at must be in the future"));
+                }
+                if at - now_ms > MAX_CLOSES_AT_MS {
+                    return Err(invalid("closes_at must be at most a year away"));
+                }
+                Some(at)
+            }
+        };
+        Ok(Self {
+            max_choices,
+            allow_change,
+            results: input.results.unwrap_or_default(),
+            closes_at_ms,
+            listed: input.listed.unwrap_or(false),
+        })
+    }
+
+    /// Whether the poll's deadline has passed at `now_ms`.
+    pub fn is_past_close(&self, now_ms: u64) -> bool {
+        self.closes_at_ms.is_some_and(|at| now_ms >= at)
+    }
+}
+
+/// An RFC 3339 instant as unix milliseconds; `None` when unparsable or
+/// before 1970.
+pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Unix milliseconds as RFC 3339 in UTC, e.g. `2030-01-01T12:00:00Z`.
+pub fn format_rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// What one vote chooses: distinct option indexes, kept sorted, so the same
+/// choice always has the same form (and the same idempotency record).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Choice(Vec<u32>);
+
+impl Choice {
+    /// A single-option vote (`{"option":N}`).
+    pub fn one(option: u32) -> Self {
+        Self(vec![option])
+    }
+
+    /// The options of `{"options":[…]}`: 1 to [`MAX_OPTIONS`] distinct
+    /// indexes. Whether they exist and fit the poll's `max_choices` is the
+    /// store's check.
+    pub fn parse(options: &[u32]) -> Result<Self, Invalid> {
+        if options.is_empty() {
+            return Err(invalid("options must name at least one option"));
+        }
+        if options.len() > MAX_OPTIONS {
+            return Err(invalid(format!(
+                "options must name at most {MAX_OPTIONS} options"
+            )));
+        }
+        let mut sorted = options.to_vec();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("options must not repeat an option"));
+        }
+        Ok(Self(sorted))
+    }
+
+    /// The chosen indexes, ascending.
+    pub fn options(&self) -> &[u32] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The choice as stored in Redis: indexes joined by `+` (`0+2`).
+    pub fn encode(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        parts.join("+")
+    }
+
+    /// Reads [`Self::encode`]'s form back.
+    pub fn decode(text: &str) -> Option<Self> {
+        let options: Option<Vec<u32>> = text.split('+').map(|p| p.parse().ok()).collect();
+        Self::parse(&options?).ok()
     }
 }
 
@@ -275,12 +498,24 @@ pub struct PollText {
     pub vote_limit: VoteLimit,
     /// Unix milliseconds; tells apart two polls that had the same id.
     pub created_at_ms: u64,
+    pub settings: PollSettings,
 }
 
 impl PollText {
+    /// The text a poll is created with.
+    pub fn of(poll: &NewPoll, created_at_ms: u64) -> Self {
+        Self {
+            question: poll.question.clone(),
+            labels: poll.options.clone(),
+            vote_limit: poll.vote_limit,
+            created_at_ms,
+            settings: poll.settings,
+        }
+    }
+
     /// The results of this poll at one state.
     pub fn results(&self, id: &PollId, version: u64, closed: bool, counts: &[u64]) -> Results {
-        Results::new(
+        let mut results = Results::new(
             id,
             &self.question,
             self.vote_limit,
@@ -288,7 +523,9 @@ impl PollText {
             version,
             &self.labels,
             counts,
-        )
+        );
+        results.set_settings(&self.settings);
+        results
     }
 }
 
@@ -300,7 +537,8 @@ pub struct OptionResult {
     pub id: u32,
     #[schema(min_length = 1, max_length = 100)]
     pub label: String,
-    pub votes: u64,
+    /// `null` while the results are hidden from this client.
+    pub votes: Option<u64>,
 }
 
 /// The results object: what every transport sends and every page shows.
@@ -318,10 +556,26 @@ pub struct Results {
     pub closed: bool,
     /// +1 on every accepted vote and on close; the only ordering clients need.
     pub version: u64,
-    /// The sum of every option's votes.
-    pub total: u64,
+    /// The sum of every option's votes (a multi-choice vote adds one per
+    /// chosen option); `null` while the results are hidden from this client.
+    pub total: Option<u64>,
     #[schema(min_items = 2, max_items = 20)]
     pub options: Vec<OptionResult>,
+    /// Most options one vote may choose.
+    #[schema(minimum = 1, maximum = 20)]
+    pub max_choices: u32,
+    /// Whether a voter may replace their vote.
+    pub allow_change: bool,
+    /// Who sees the counts while the poll runs.
+    pub results: ResultsVisibility,
+    /// When the poll closes by itself (RFC 3339, UTC), or `null`.
+    #[schema(format = DateTime)]
+    pub closes_at: Option<String>,
+    /// Whether the poll is listed by `GET /api/polls`.
+    pub listed: bool,
+    /// True when the counts are withheld from this client: `total` and
+    /// every option's `votes` are then `null`.
+    pub results_hidden: bool,
 }
 
 impl Results {
@@ -342,7 +596,7 @@ impl Results {
             .map(|(i, (label, votes))| OptionResult {
                 id: i as u32,
                 label: label.clone(),
-                votes,
+                votes: Some(votes),
             })
             .collect();
         Self {
@@ -351,9 +605,46 @@ impl Results {
             vote_limit,
             closed,
             version,
-            total: options.iter().map(|o| o.votes).sum(),
+            total: Some(options.iter().filter_map(|o| o.votes).sum()),
             options,
+            max_choices: 1,
+            allow_change: false,
+            results: ResultsVisibility::Always,
+            closes_at: None,
+            listed: false,
+            results_hidden: false,
         }
+    }
+
+    /// Carries a poll's rules into its results.
+    pub fn set_settings(&mut self, settings: &PollSettings) {
+        self.max_choices = settings.max_choices;
+        self.allow_change = settings.allow_change;
+        self.results = settings.results;
+        self.closes_at = settings.closes_at_ms.map(format_rfc3339);
+        self.listed = settings.listed;
+    }
+
+    /// The same results with the counts withheld: what a client who may
+    /// not see them yet gets (the version still tells it something changed).
+    pub fn hidden(&self) -> Self {
+        let mut hidden = self.clone();
+        hidden.total = None;
+        for option in &mut hidden.options {
+            option.votes = None;
+        }
+        hidden.results_hidden = true;
+        hidden
+    }
+
+    /// When the poll closes by itself, in unix milliseconds.
+    pub fn closes_at_ms(&self) -> Option<u64> {
+        self.closes_at.as_deref().and_then(parse_rfc3339_ms)
+    }
+
+    /// Each option's count (0 where hidden), in option order.
+    pub fn counts(&self) -> Vec<u64> {
+        self.options.iter().map(|o| o.votes.unwrap_or(0)).collect()
     }
 }
 
@@ -366,6 +657,9 @@ pub struct Snapshot {
     ws_frame: OnceLock<Utf8Bytes>,
     sse_event: OnceLock<Bytes>,
     json_body: OnceLock<Bytes>,
+    /// The same version with the counts withheld, rendered once (on first
+    /// need) and shared by every follower who may not see counts.
+    hidden: OnceLock<Arc<Snapshot>>,
 }
 
 impl Snapshot {
@@ -377,7 +671,28 @@ impl Snapshot {
             ws_frame: OnceLock::new(),
             sse_event: OnceLock::new(),
             json_body: OnceLock::new(),
+            hidden: OnceLock::new(),
         })
+    }
+
+    /// This version with the counts withheld (itself when already hidden).
+    pub fn hidden(self: &Arc<Self>) -> Arc<Snapshot> {
+        if self.results.results_hidden {
+            return Arc::clone(self);
+        }
+        Arc::clone(
+            self.hidden
+                .get_or_init(|| Snapshot::new(self.results.hidden())),
+        )
+    }
+
+    /// The variant `viewer` may see: this one, or the hidden one.
+    pub fn for_viewer(self: &Arc<Self>, viewer: &crate::visibility::Viewer) -> Arc<Snapshot> {
+        if viewer.sees_counts(&self.results) {
+            Arc::clone(self)
+        } else {
+            self.hidden()
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -513,7 +828,7 @@ mod tests {
             &opts(&["a", "b"]),
             &[1, 2],
         );
-        assert_eq!(r.total, 3);
+        assert_eq!(r.total, Some(3));
         let s = Snapshot::new(r.clone());
         let v: serde_json::Value = serde_json::from_str(s.ws_frame().as_str()).unwrap();
         let event = String::from_utf8(s.sse_event().to_vec()).unwrap();

@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
 use crate::metrics::{self, FollowerGauge};
-use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit, now_ms};
+use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms};
 use crate::stats::{FollowerStats, Stats};
-use crate::store::{CreatePoll, Store, Vote};
+use crate::store::{CreatePoll, Reopened, Store, Vote};
+use crate::visibility::{self, Viewer};
 
 /// The four ways a client can follow a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,8 @@ pub struct Service {
     pace: Option<Duration>,
     /// This instance's own counts, for `GET /api/stats`.
     stats: Arc<Stats>,
+    /// Polls whose `closes_at` timer runs on this instance (one each).
+    close_timers: Arc<std::sync::Mutex<std::collections::HashSet<PollId>>>,
 }
 
 impl Service {
@@ -117,6 +120,7 @@ impl Service {
             pace: (max_updates_per_second > 0)
                 .then(|| Duration::from_secs_f64(1.0 / f64::from(max_updates_per_second))),
             stats: Stats::new(),
+            close_timers: Arc::default(),
         }
     }
 
@@ -155,12 +159,13 @@ impl Service {
     /// Creates the demo poll `lpl` unless it exists (several instances may
     /// race here; the store's create-if-absent settles it).
     pub async fn ensure_demo(&self, admin_token: Option<&str>) -> Result<(), Error> {
-        let poll = NewPoll::parse(
+        let mut poll = NewPoll::parse(
             "LPL第一打野投票",
             &["明凯".to_owned(), "厂长".to_owned(), "7酱".to_owned()],
             VoteLimit::Unlimited,
         )
         .map_err(|e| Error::Validation(e.0))?;
+        poll.settings.listed = true;
         let spec = CreatePoll {
             id: PollId::parse(DEMO_POLL_ID).expect("valid id"),
             poll,
@@ -184,7 +189,7 @@ impl Service {
 
     /// Counts a vote, tells local followers at once, and returns the
     /// results right after it, serialised once for every consumer.
-    #[tracing::instrument(level = "debug", skip_all, fields(poll = %vote.poll, option = vote.option))]
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %vote.poll))]
     pub async fn vote(&self, vote: Vote) -> Result<Arc<Snapshot>, Error> {
         match self.store.vote(&vote).await {
             Ok(results) => {
@@ -225,6 +230,130 @@ impl Service {
         Ok(snapshot)
     }
 
+    /// Opens a closed poll again (admin). Past its `closes_at` it stays
+    /// closed: 422 `validation_failed` naming `closes_at`, nothing changes.
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    pub async fn reopen(&self, id: &PollId, token: Option<&str>) -> Result<Arc<Snapshot>, Error> {
+        self.authorize(id, token).await?;
+        let results = match self.store.reopen(id).await? {
+            Reopened::Open(results) => results,
+            Reopened::PastClosesAt => {
+                return Err(Error::Validation(
+                    "closes_at has passed: this poll cannot be reopened".into(),
+                ));
+            }
+            Reopened::NotFound => return Err(Error::PollNotFound),
+        };
+        let snapshot = Snapshot::new(results);
+        self.hub.offer(&snapshot);
+        Ok(snapshot)
+    }
+
+    /// Whether `voter` has voted on `id` (one-per-voter and `after_vote`
+    /// polls keep a record; others answer false).
+    pub async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Error> {
+        Ok(self.store.has_voted(id, voter).await?)
+    }
+
+    /// Whether `token` is the poll's admin token; a wrong or missing one is
+    /// simply not the host (reading results never fails on it).
+    pub async fn is_admin(&self, id: &PollId, token: Option<&str>) -> Result<bool, Error> {
+        match self.authorize(id, token).await {
+            Ok(()) => Ok(true),
+            Err(Error::Unauthorized | Error::Forbidden) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Who is asking for `results`: the host (by `token`), a voter who has
+    /// voted (by `voter`), or neither. Looks the store up only when the
+    /// answer can change what they see.
+    pub async fn viewer(
+        &self,
+        results: &Results,
+        token: Option<&str>,
+        voter: Option<&VoterId>,
+    ) -> Result<Viewer, Error> {
+        let mut viewer = Viewer::anonymous();
+        if results.results == crate::poll::ResultsVisibility::Always {
+            return Ok(viewer);
+        }
+        let id = PollId::parse(&results.id).map_err(|_| Error::PollNotFound)?;
+        if token.is_some() {
+            viewer.admin = self.is_admin(&id, token).await?;
+        }
+        // Asked even of a closed poll: a reopened one hides again.
+        if !viewer.admin
+            && visibility::depends_on_vote(results)
+            && let Some(voter) = voter
+        {
+            viewer.voted = self.has_voted(&id, voter).await?;
+        }
+        Ok(viewer)
+    }
+
+    /// [`Self::viewer`] for a follower, from the results its hub holds.
+    pub async fn follower_viewer(
+        &self,
+        following: &Following,
+        token: Option<&str>,
+        voter: Option<&VoterId>,
+    ) -> Result<Viewer, Error> {
+        match following.follower.peek() {
+            Some(snapshot) => self.viewer(&snapshot.results, token, voter).await,
+            None => Ok(Viewer::anonymous()),
+        }
+    }
+
+    /// Closes `id` at its `closes_at` even when no vote comes: this
+    /// instance reads the poll at that instant (the read performs the
+    /// idempotent close, on Redis by Redis's clock) and hands the closed
+    /// results to its followers. One timer per poll and instance; it
+    /// retries briefly when the store's clock is a little behind.
+    fn schedule_close(&self, results: &Results) {
+        let Some(at_ms) = results.closes_at_ms() else {
+            return;
+        };
+        if results.closed {
+            return;
+        }
+        let Ok(id) = PollId::parse(&results.id) else {
+            return;
+        };
+        if !lock(&self.close_timers).insert(id.clone()) {
+            return;
+        }
+        let (store, hub, timers) = (
+            Arc::clone(&self.store),
+            Arc::clone(&self.hub),
+            Arc::clone(&self.close_timers),
+        );
+        tokio::spawn(async move {
+            let wait = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+            tokio::time::sleep(wait).await;
+            for _ in 0..50 {
+                if !hub.is_followed(&id) {
+                    break;
+                }
+                match store.get(&id).await {
+                    Ok(Some(results)) => {
+                        let closed = results.closed;
+                        hub.offer(&Snapshot::new(results));
+                        if closed {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(poll = %id, error = %e.0, "close at closes_at: retrying")
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lock(&timers).remove(&id);
+        });
+    }
+
     #[tracing::instrument(skip_all, fields(poll = %id))]
     pub async fn delete(&self, id: &PollId, token: Option<&str>) -> Result<(), Error> {
         self.authorize(id, token).await?;
@@ -259,6 +388,7 @@ impl Service {
             !first && follower.has_results() && self.feed.as_ref().is_none_or(|f| f.is_live());
         if !current {
             let results = self.store.get(id).await?.ok_or(Error::PollNotFound)?;
+            self.schedule_close(&results);
             self.hub.offer(&Snapshot::new(results));
         }
         Ok(Following {
@@ -276,6 +406,10 @@ impl Service {
     pub async fn ready(&self) -> bool {
         self.store.ping().await.is_ok() && self.feed.as_ref().is_none_or(|f| f.is_live())
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The newest results in an event, or `None` once the poll is deleted.

@@ -13,11 +13,35 @@
 (function () {
   document.documentElement.classList.remove("no-js");
 
+  // The page's phrases in its language (see src/pages/i18n.rs), with
+  // {name} placeholders filled by `t`.
+  const PHRASES = readJson(document.body.dataset.phrases) || {};
+  const LANG = document.documentElement.lang || "en";
+
+  function readJson(text) {
+    try { return JSON.parse(text); } catch (_) { return null; }
+  }
+
+  function t(key, values) {
+    let text = PHRASES[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(values[name]));
+    });
+    return text;
+  }
+
+  document.querySelectorAll("[data-lang-switch]").forEach(enhanceLangSwitch);
+  document.querySelectorAll("[data-local-time]").forEach(enhanceLocalTime);
   const createForm = document.querySelector("[data-create-form]");
   if (createForm) enhanceCreateForm(createForm);
   document.querySelectorAll("[data-copy]").forEach(enhanceCopyButton);
-  const poll = document.getElementById("poll");
-  if (poll) followPoll(poll);
+  applyStoredTheme();
+  document.querySelectorAll("[data-follow]").forEach(function (root) {
+    const follower = followPoll(root);
+    if (root.querySelector("[data-manage-form]")) enhanceManage(root, follower);
+  });
+  document.querySelectorAll("[data-theme-toggle]").forEach(enhanceThemeToggle);
+  document.querySelectorAll("[data-fullscreen]").forEach(enhanceFullscreen);
 
   // ---- Create form: add and remove option fields in place. ----
 
@@ -39,11 +63,11 @@
         const label = row.querySelector("label");
         const remove = row.querySelector("[data-remove-option]");
         input.id = "option-" + n;
-        input.placeholder = "Option " + n;
+        input.placeholder = t("option_n", { n: n });
         label.htmlFor = input.id;
-        label.textContent = "Option " + n;
+        label.textContent = t("option_n", { n: n });
         remove.value = String(i);
-        remove.setAttribute("aria-label", "Remove option " + n);
+        remove.setAttribute("aria-label", t("remove_option_n", { n: n }));
         remove.disabled = all.length <= MIN;
       });
       addButton.disabled = all.length >= MAX;
@@ -75,6 +99,35 @@
     });
   }
 
+  // ---- Language switch: the cookie, then this very page again. ----
+
+  // Without the script the link sets the cookie on the server and comes
+  // back; with it, a reload keeps what the server cannot see (the manage
+  // page's #token=…) and stays on a page a form answered.
+  function enhanceLangSwitch(link) {
+    link.addEventListener("click", function (event) {
+      document.cookie = "tally_lang=" + link.dataset.langSwitch + "; path=/; max-age=31536000; samesite=lax";
+      if (link.dataset.reload === "true") {
+        event.preventDefault();
+        location.reload();
+      }
+    });
+  }
+
+  // ---- Create form: "closes at" is typed in local time; say which. ----
+
+  function enhanceLocalTime(input) {
+    const offset = input.form && input.form.querySelector("[data-tz-offset]");
+    if (!offset) return;
+    const update = function () {
+      const when = input.value ? new Date(input.value) : new Date();
+      offset.value = isNaN(when) ? "" : String(when.getTimezoneOffset());
+    };
+    input.addEventListener("change", update);
+    input.form.addEventListener("submit", update);
+    update();
+  }
+
   // ---- Created page: copy the link and the token. ----
 
   function enhanceCopyButton(button) {
@@ -84,8 +137,8 @@
     button.addEventListener("click", function () {
       navigator.clipboard.writeText(input.value).then(
         function () {
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = "Copy"; }, 2000);
+          button.textContent = t("copied");
+          setTimeout(function () { button.textContent = t("copy"); }, 2000);
         },
         function () {
           input.select();
@@ -94,12 +147,184 @@
     });
   }
 
-  // ---- Poll page. ----
+  // ---- Presenter view: light or dark, full screen. ----
+
+  // The system's scheme unless the presenter picked one (kept per browser).
+  function applyStoredTheme() {
+    let theme = null;
+    try { theme = localStorage.getItem("tally:theme"); } catch (_) { /* private mode */ }
+    if (theme === "light" || theme === "dark") document.documentElement.dataset.theme = theme;
+  }
+
+  function enhanceThemeToggle(button) {
+    button.addEventListener("click", function () {
+      const root = document.documentElement;
+      const now = root.dataset.theme || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+      const next = now === "dark" ? "light" : "dark";
+      root.dataset.theme = next;
+      try { localStorage.setItem("tally:theme", next); } catch (_) { /* private mode */ }
+    });
+  }
+
+  function enhanceFullscreen(button) {
+    if (!document.documentElement.requestFullscreen) {
+      button.hidden = true;
+      return;
+    }
+    button.addEventListener("click", function () {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else document.documentElement.requestFullscreen().catch(function () { /* refused */ });
+    });
+  }
+
+  // ---- Manage page: the host's buttons, with the token from #token=… ----
+
+  function enhanceManage(root, follower) {
+    const id = root.dataset.poll;
+    const base = "/api/polls/" + encodeURIComponent(id);
+    const form = root.querySelector("[data-manage-form]");
+    const tokenInput = form.querySelector("input[name=token]");
+    const dialog = root.querySelector("[data-delete-dialog]");
+    const notices = root.querySelector("[data-notices]");
+    const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (fromLink) {
+      tokenInput.value = fromLink;
+      root.querySelector("[data-token-field]").hidden = true;
+      root.querySelector("[data-token-from-link]").hidden = false;
+    }
+    // Export sits outside the form (in the share card) and names it.
+    root.querySelectorAll("[data-manage]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        press(button.dataset.manage);
+      });
+    });
+    root.addEventListener("tally:results", function (event) {
+      showState(event.detail);
+      if (event.detail && event.detail.results_hidden) refreshCounts();
+    });
+    const initial = readJson(root.dataset.results);
+    if (initial && initial.results_hidden) refreshCounts();
+
+    // The stream hides counts from everyone; the host asks with the token.
+    function refreshCounts() {
+      if (!token()) return;
+      fetch(base, authorised("GET")).then(function (res) {
+        return res.ok ? res.json().then(follower.show) : null;
+      }, function () { /* the next change will try again */ });
+    }
+    root.addEventListener("tally:deleted", function () { ended(); });
+
+    function say(text, kind) {
+      const p = document.createElement("p");
+      p.className = "notice " + kind;
+      p.setAttribute("role", "status");
+      p.textContent = text;
+      notices.replaceChildren(p);
+    }
+
+    function button(action) {
+      return root.querySelector("[data-manage=\"" + action + "\"]");
+    }
+
+    function showState(results) {
+      if (!results) return;
+      button("close").disabled = results.closed;
+      button("reopen").disabled = !results.closed;
+    }
+
+    function ended() {
+      root.querySelectorAll("[data-manage]").forEach(function (b) { b.disabled = true; });
+    }
+
+    function token() {
+      return tokenInput.value.trim();
+    }
+
+    function press(action) {
+      if (!token()) {
+        say(t("missing_token"), "warn");
+        root.querySelector("[data-token-field]").hidden = false;
+        tokenInput.focus();
+        return;
+      }
+      if (action === "delete") return confirmDelete();
+      if (action === "export") return exportCsv();
+      send("POST", base + "/" + action, action);
+    }
+
+    function confirmDelete() {
+      if (!dialog.showModal) {
+        if (window.confirm(t("delete_confirm"))) send("DELETE", base, "delete");
+        return;
+      }
+      dialog.returnValue = "";
+      dialog.addEventListener("close", function onClose() {
+        dialog.removeEventListener("close", onClose);
+        if (dialog.returnValue === "delete") send("DELETE", base, "delete");
+      });
+      dialog.showModal();
+    }
+
+    function authorised(method) {
+      return {
+        method: method,
+        headers: { Authorization: "Bearer " + token() },
+        cache: "no-store",
+        credentials: "same-origin",
+      };
+    }
+
+    function refused(res) {
+      return res.json().catch(function () { return {}; }).then(function (body) {
+        const err = (body && body.error) || {};
+        if (res.status === 403 && err.code === "forbidden") say(t("wrong_token"), "warn");
+        else if (res.status === 401) say(t("missing_token"), "warn");
+        else say(t("manage_failed", { message: err.message || res.status }), "warn");
+      });
+    }
+
+    function send(method, url, action) {
+      fetch(url, authorised(method)).then(function (res) {
+        if (!res.ok) return refused(res);
+        if (action === "delete") {
+          ended();
+          say(t("done_deleted"), "ok");
+          return;
+        }
+        return res.json().then(function (results) {
+          follower.apply(results);
+          showState(results);
+          say(t(action === "close" ? "done_closed" : "done_reopened"), "ok");
+        });
+      }, function () { say(t("notice_network"), "warn"); });
+    }
+
+    // Fetched with the bearer (a plain link could not send it), then
+    // handed to the browser as a download.
+    function exportCsv() {
+      fetch(base + "/results.csv", authorised("GET")).then(function (res) {
+        if (!res.ok) return refused(res);
+        return res.blob().then(function (blob) {
+          const a = document.createElement("a");
+          a.href = URL.createObjectURL(blob);
+          a.download = "tally-" + id + ".csv";
+          document.body.appendChild(a);
+          a.click();
+          a.remove();
+          setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+          say(t("done_exported"), "ok");
+        });
+      }, function () { say(t("notice_network"), "warn"); });
+    }
+  }
+
+  // ---- Poll page (and every page that follows a poll: manage, present). ----
 
   function followPoll(root) {
     const id = root.dataset.poll;
     const base = "/api/polls/" + encodeURIComponent(id);
-    const numbers = new Intl.NumberFormat("en-US");
+    const numbers = new Intl.NumberFormat(LANG === "en" ? "en-US" : LANG);
     const FALLBACK = { ws: "sse", sse: "longpoll" };
     const POLL_EVERY_MS = 2000;
     const LONGPOLL_SECS = 25;
@@ -133,7 +358,8 @@
     window.addEventListener("pageshow", function (event) {
       if (event.persisted && !deleted) connect();
     });
-    view.form.addEventListener("submit", onVoteSubmit);
+    if (view.form) view.form.addEventListener("submit", onVoteSubmit);
+    return { apply: apply, show: show };
 
     // -- Rendering --
 
@@ -147,13 +373,14 @@
           bar: row.querySelector("[role=meter]"),
           fill: row.querySelector("[data-fill]"),
           mine: row.querySelector("[data-mine]"),
-          button: row.querySelector("button[name=option]"),
+          button: row.querySelector("button[name=option], input[data-pick]"),
           label: row.querySelector(".result-label"),
         });
       });
       return {
         rows: rows,
         form: root.querySelector("[data-vote-form]"),
+        send: root.querySelector("[data-send-vote]"),
         total: root.querySelector("[data-total]"),
         badge: root.querySelector("[data-state-badge]"),
         notices: root.querySelector("[data-notices]"),
@@ -164,7 +391,8 @@
     }
 
     function votesText(n) {
-      return numbers.format(n) + (n === 1 ? " vote" : " votes");
+      if (typeof n !== "number") return t("hidden_count");
+      return t(n === 1 ? "vote_one" : "vote_many", { n: numbers.format(n) });
     }
 
     function render() {
@@ -172,7 +400,7 @@
       results.options.forEach(function (option) {
         const el = view.rows.get(option.id);
         if (!el) return;
-        const share = total > 0 ? (option.votes * 100) / total : 0;
+        const share = total > 0 && typeof option.votes === "number" ? (option.votes * 100) / total : 0;
         const shareText = share.toFixed(1);
         el.votes.textContent = votesText(option.votes);
         el.percent.textContent = shareText + "%";
@@ -181,8 +409,11 @@
         el.bar.setAttribute("aria-valuetext", votesText(option.votes) + ", " + shareText + "%");
       });
       view.total.textContent = votesText(total);
-      view.version.textContent = String(version);
+      if (view.version) view.version.textContent = String(version);
+      showHidden();
       if (results.closed) showClosed();
+      else showOpen();
+      root.dispatchEvent(new CustomEvent("tally:results", { detail: results }));
     }
 
     // Applies results from any source, ignoring any not newer than shown.
@@ -194,26 +425,70 @@
       render();
     }
 
+    // The same version with more in it: the counts the host's token (or a
+    // vote just cast) may see, where the stream sent them hidden.
+    function show(next) {
+      if (deleted || !next || typeof next.version !== "number" || next.version < version) return;
+      results = next;
+      version = next.version;
+      render();
+    }
+
+    // "Hidden until you vote / until close": the note and the bars follow
+    // what the server sent this visitor.
+    function showHidden() {
+      const list = root.querySelector(".results");
+      if (!list) return;
+      list.classList.toggle("results-hidden", !!results.results_hidden);
+      let note = root.querySelector("[data-hidden-note]");
+      if (!results.results_hidden) {
+        if (note) note.hidden = true;
+        return;
+      }
+      if (!note) {
+        note = document.createElement("p");
+        note.className = "notice hidden-note";
+        note.setAttribute("data-hidden-note", "");
+        const at = view.form || list;
+        at.parentNode.insertBefore(note, at);
+      }
+      note.textContent = t(results.results === "after_vote" ? "hidden_until_vote" : "hidden_until_close");
+      note.hidden = false;
+    }
+
     function disableVoting() {
-      view.rows.forEach(function (el) { el.button.disabled = true; });
+      view.rows.forEach(function (el) { if (el.button) el.button.disabled = true; });
+      if (view.send) view.send.disabled = true;
+    }
+
+    // A reopened poll takes votes again.
+    function showOpen() {
+      if (deleted || view.badge.textContent !== t("badge_closed")) return;
+      view.badge.textContent = t("badge_open");
+      view.badge.classList.add("open");
+      view.rows.forEach(function (el) { if (el.button) el.button.disabled = false; });
+      if (view.send) view.send.disabled = false;
+      limitPicks();
+      view.notices.replaceChildren();
     }
 
     function showClosed() {
-      if (view.badge.textContent === "Closed") return;
-      view.badge.textContent = "Closed";
+      if (view.badge.textContent === t("badge_closed")) return;
+      view.badge.textContent = t("badge_closed");
       view.badge.classList.remove("open");
       disableVoting();
-      notice("This poll is closed. The results are final.", "");
+      notice(t("poll_closed_final"), "");
     }
 
     function showDeleted() {
       deleted = true;
       stop();
-      view.badge.textContent = "Deleted";
+      view.badge.textContent = t("badge_deleted");
       view.badge.classList.remove("open");
       disableVoting();
-      setConn("ended", "poll deleted");
-      notice("This poll was deleted.", "warn");
+      setConn("ended", t("conn_deleted"));
+      notice(t("poll_deleted"), "warn");
+      root.dispatchEvent(new CustomEvent("tally:deleted"));
     }
 
     function notice(text, kind) {
@@ -225,16 +500,39 @@
     }
 
     function setConn(state, text) {
+      if (!view.conn) return;
       view.conn.dataset.state = state;
       view.conn.textContent = text;
     }
 
-    function markChoice(option) {
+    // `choice`: the options of the visitor's vote (one, or several).
+    function markChoice(choice) {
       view.rows.forEach(function (el, key) {
-        const mine = key === option;
+        const mine = choice.indexOf(key) >= 0;
         el.row.classList.toggle("chosen", mine);
-        el.mine.hidden = !mine;
+        if (el.mine) el.mine.hidden = !mine;
+        if (el.button && el.button.type === "checkbox") el.button.checked = mine;
       });
+      limitPicks();
+    }
+
+    function maxChoices() {
+      return view.form ? Number(view.form.dataset.maxChoices) || 1 : 1;
+    }
+
+    // Checkboxes past max_choices cannot be ticked.
+    function limitPicks() {
+      if (maxChoices() < 2 || results.closed) return;
+      const picked = Array.from(view.rows.values()).filter(function (el) { return el.button.checked; }).length;
+      view.rows.forEach(function (el) {
+        el.button.disabled = !el.button.checked && picked >= maxChoices();
+      });
+    }
+
+    function picked() {
+      return Array.from(view.rows.entries())
+        .filter(function (entry) { return entry[1].button.checked; })
+        .map(function (entry) { return entry[0]; });
     }
 
     // -- The visitor's own choice, remembered per poll. --
@@ -243,19 +541,36 @@
       return "tally:choice:" + id;
     }
 
-    function remember(option) {
-      try { localStorage.setItem(storageKey(), String(option)); } catch (_) { /* private mode */ }
+    // The API does not tell a page what its visitor chose, so the page
+    // keeps the choice in this browser (and a form vote's answer names it).
+    function remember(choice) {
+      try { localStorage.setItem(storageKey(), JSON.stringify(choice)); } catch (_) { /* private mode */ }
     }
 
     function restoreChoice() {
-      const shown = root.querySelector(".result.chosen");
-      if (shown) {
-        remember(Number(shown.dataset.option));
+      if (!view.form) return;
+      view.form.addEventListener("change", function (event) {
+        if (event.target.matches("[data-pick]")) limitPicks();
+      });
+      const shown = Array.from(root.querySelectorAll(".result.chosen"), function (r) { return Number(r.dataset.option); });
+      if (shown.length) {
+        remember(shown);
+        limitPicks();
         return;
       }
       let stored = null;
-      try { stored = localStorage.getItem(storageKey()); } catch (_) { /* private mode */ }
-      if (stored !== null && view.rows.has(Number(stored))) markChoice(Number(stored));
+      try { stored = readJson(localStorage.getItem(storageKey())); } catch (_) { /* private mode */ }
+      if (typeof stored === "number") stored = [stored];
+      if (Array.isArray(stored) && stored.every(function (o) { return view.rows.has(o); })) {
+        markChoice(stored);
+        changeOffered(stored.length > 0);
+      }
+      limitPicks();
+    }
+
+    // After a vote on a poll that allows changing it, the button says so.
+    function changeOffered(voted) {
+      if (view.send && voted && results.allow_change) view.send.textContent = t("change_vote");
     }
 
     // A form vote's ?notice=…&choice=… should not show again on reload.
@@ -278,14 +593,15 @@
 
     function showTransport() {
       const asked = root.dataset.transport;
-      view.transport.textContent = transport === asked ? transport : transport + " (" + asked + " unavailable)";
+      if (!view.transport) return;
+      view.transport.textContent = transport === asked ? transport : t("transport_fallback", { used: transport, asked: asked });
     }
 
     function connect() {
       stop();
       const gen = ++generation;
       showTransport();
-      setConn(failures === 0 ? "connecting" : "reconnecting", failures === 0 ? "connecting" : "reconnecting");
+      setConn(failures === 0 ? "connecting" : "reconnecting", t(failures === 0 ? "conn_connecting" : "conn_reconnecting"));
       const open = { ws: openWs, sse: openSse, longpoll: runLongPoll, poll: runShortPoll }[transport];
       closeCurrent = open(gen);
     }
@@ -306,7 +622,7 @@
       if (!current(gen)) return;
       failures = 0;
       everOpened[transport] = true;
-      setConn("live", "live");
+      setConn("live", t("conn_live"));
     }
 
     // Exponential backoff with full jitter: 0.1 s plus a random share of a
@@ -331,7 +647,7 @@
       }
       const delay = backoff(failures);
       failures++;
-      setConn("reconnecting", "reconnecting in " + Math.ceil(delay / 1000) + " s");
+      setConn("reconnecting", t("conn_retry_in", { s: Math.ceil(delay / 1000) }));
       retryTimer = setTimeout(function () { retryTimer = null; connect(); }, delay);
     }
 
@@ -479,22 +795,31 @@
       return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
     }
 
+    // One vote button ({"option":N}), or "send" with the ticked boxes of
+    // a multi-choice poll ({"options":[…]}).
     function onVoteSubmit(event) {
       const button = event.submitter;
       // Without the submitter, let the form post itself (the fallback).
-      if (!button || button.name !== "option") return;
+      if (!button || (button.name !== "option" && !button.hasAttribute("data-send-vote"))) return;
       event.preventDefault();
       if (button.getAttribute("aria-busy") === "true" || deleted) return;
-      const option = Number(button.value);
+      const multi = button.hasAttribute("data-send-vote");
+      const option = multi ? picked() : [Number(button.value)];
+      if (option.length === 0) return notice(t("choose_one_first"), "warn");
+      if (option.length > maxChoices()) return notice(t("too_many_choices", { n: maxChoices() }), "warn");
       const key = randomKey();
       button.setAttribute("aria-busy", "true");
       if (socket && socket.readyState === WebSocket.OPEN) {
         const timer = setTimeout(function () { resendOverHttp(key); }, VOTE_ACK_MS);
         pendingWs.set(key, { option: option, timer: timer });
-        socket.send(JSON.stringify({ type: "vote", option: option, request_id: key }));
+        socket.send(JSON.stringify(Object.assign({ type: "vote", request_id: key }, voteBody(option))));
       } else {
         voteOverHttp(key, option, 0);
       }
+    }
+
+    function voteBody(choice) {
+      return maxChoices() > 1 ? { options: choice } : { option: choice[0] };
     }
 
     function wsVoteAnswered(key, error) {
@@ -522,57 +847,67 @@
 
     function voteOverHttp(key, option, attempt) {
       const retry = function () {
-        if (attempt >= 5) return voteRefused(option, "network", "The vote could not be sent. Check your connection and try again.");
+        if (attempt >= 5) return voteRefused(option, "network", t("notice_network"));
         setTimeout(function () { voteOverHttp(key, option, attempt + 1); }, backoff(attempt));
       };
       fetch(base + "/votes", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-        body: JSON.stringify({ option: option }),
+        body: JSON.stringify(voteBody(option)),
         credentials: "same-origin",
         cache: "no-store",
       }).then(function (res) {
         if (res.ok) {
           return res.json().then(function (body) {
-            apply(body.results);
+            show(body.results);
             voteCounted(option);
           });
         }
         if (res.status === 503 || res.status === 429) return retry();
         return res.json().catch(function () { return {}; }).then(function (body) {
           const err = (body && body.error) || {};
-          voteRefused(option, err.code || "error", err.message || "The vote was refused.");
+          voteRefused(option, err.code || "error", err.message || t("notice_refused"));
         });
       }, retry);
     }
 
-    function done(option) {
-      const el = view.rows.get(option);
-      if (el) el.button.removeAttribute("aria-busy");
+    function done(choice) {
+      choice.forEach(function (option) {
+        const el = view.rows.get(option);
+        if (el) el.button.removeAttribute("aria-busy");
+      });
+      if (view.send) view.send.removeAttribute("aria-busy");
     }
 
-    function labelOf(option) {
-      const el = view.rows.get(option);
-      return el ? el.label.textContent : "";
+    function labelOf(choice) {
+      return choice.map(function (option) {
+        const el = view.rows.get(option);
+        return el ? el.label.textContent : "";
+      }).join(LANG === "en" ? ", " : "、");
     }
 
     function voteCounted(option) {
+      const wasHidden = results.results_hidden;
       done(option);
       remember(option);
       markChoice(option);
-      notice("Your vote for “" + labelOf(option) + "” was counted.", "ok");
+      changeOffered(true);
+      notice(t("notice_voted_for", { label: labelOf(option) }), "ok");
+      // A stream opened before the vote was told to hide the counts;
+      // a new one is told this visitor has voted.
+      if (wasHidden && results.results === "after_vote") connect();
     }
 
     function voteRefused(option, code, message) {
       done(option);
       switch (code) {
         case "already_voted":
-          notice("You have already voted on this poll.", "warn");
+          notice(t("notice_already_voted"), "warn");
           break;
         case "poll_closed":
           results = Object.assign({}, results, { closed: true });
           showClosed();
-          notice("This poll is closed; your vote was not counted.", "warn");
+          notice(t("notice_closed_refused"), "warn");
           break;
         case "poll_not_found":
           showDeleted();

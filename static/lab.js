@@ -25,7 +25,16 @@
   const DRAIN_MS = 4000; // after stop: how long followers may catch up
   const HISTORY = 2000; // arrivals remembered per follower, for late answers
   const encoder = new TextEncoder();
-  const numbers = new Intl.NumberFormat("en-US");
+  const LANG = document.documentElement.lang || "en";
+  const numbers = new Intl.NumberFormat(LANG === "en" ? "en-US" : LANG);
+  let PHRASES = {};
+  try { PHRASES = JSON.parse(document.body.dataset.phrases) || {}; } catch (_) { /* English below */ }
+  // The page's phrase `key` ({name} filled in), else the English given.
+  function t(key, english, values) {
+    let text = PHRASES[key] || english;
+    Object.keys(values || {}).forEach(function (name) { text = text.split("{" + name + "}").join(String(values[name])); });
+    return text;
+  }
 
   const form = root.querySelector("[data-lab-form]");
   const rateInput = root.querySelector("[data-lab-rate]");
@@ -576,7 +585,7 @@
     if (canVote) {
       rate = readRate();
       if (rate === null) {
-        say("Choose a rate from 1 to 50 votes per second.");
+        say(t("lab_say_rate", "Choose a rate from 1 to 50 votes per second."));
         rateInput.focus();
         return;
       }
@@ -604,8 +613,8 @@
     startButton.disabled = true;
     stopButton.disabled = false;
     stopButton.focus();
-    say(canVote ? "Running: casting " + rate + " votes per second and following over all four transports."
-      : "Following over all four transports; this poll takes no votes from the lab.");
+    say(canVote ? t("lab_say_running", "Running: casting {rate} votes per second and following over all four transports.", { rate: rate })
+      : t("lab_say_following", "Following over all four transports; this poll takes no votes from the lab."));
     // The baseline first, so the server's figures count from here.
     fetchStats(r).then(function () {
       if (r !== run || r.state === "stopped") return;
@@ -641,7 +650,7 @@
     root.dataset.labState = "draining";
     stopVoting(r, null);
     stopButton.disabled = true;
-    say("Stopping: no more votes; letting each follower catch up with the last one…");
+    say(t("lab_say_stopping", "Stopping: no more votes; letting each follower catch up with the last one…"));
     const deadline = performance.now() + DRAIN_MS;
     const check = function () {
       if (r !== run) return;
@@ -665,7 +674,7 @@
       root.dataset.labState = "stopped";
       startButton.disabled = false;
       if (document.activeElement === stopButton || document.activeElement === document.body) startButton.focus();
-      say("Stopped. The figures are final; start again for a new run.");
+      say(t("lab_say_stopped", "Stopped. The figures are final; start again for a new run."));
       render(r);
     });
   }

@@ -121,7 +121,7 @@ async fn run_sequence(store: &dyn Store, limit: VoteLimit, ops: &[Op]) {
             Op::Vote { option, voter, key } => {
                 let vote = Vote {
                     poll: id.clone(),
-                    option: *option,
+                    choice: tally::poll::Choice::one(*option),
                     voter: voters[*voter as usize].clone(),
                     idempotency_key: key.map(|k| keys[k as usize].clone()),
                 };
@@ -141,13 +141,17 @@ async fn run_sequence(store: &dyn Store, limit: VoteLimit, ops: &[Op]) {
         }
     }
     let results = store.get(&id).await.unwrap().unwrap();
-    let counts: Vec<u64> = results.options.iter().map(|o| o.votes).collect();
+    let counts: Vec<u64> = results
+        .options
+        .iter()
+        .map(|o| o.votes.unwrap_or(0))
+        .collect();
     assert_eq!(
         counts,
         model.counts.to_vec(),
         "tallies = distinct accepted votes"
     );
-    assert_eq!(results.total, model.counts.iter().sum::<u64>());
+    assert_eq!(results.total, Some(model.counts.iter().sum::<u64>()));
     assert_eq!(results.version, model.version);
     assert_eq!(results.closed, model.closed);
 }
@@ -256,7 +260,7 @@ async fn run_concurrent(store: &dyn Store, limit: VoteLimit, steps: &[Step]) {
             .iter()
             .map(|&(option, voter, key)| Vote {
                 poll: id.clone(),
-                option,
+                choice: tally::poll::Choice::one(option),
                 voter: voters[voter as usize].clone(),
                 idempotency_key: key.map(|k| keys[k as usize].clone()),
             })
@@ -288,7 +292,7 @@ async fn run_concurrent(store: &dyn Store, limit: VoteLimit, steps: &[Step]) {
                 "counted votes take the next versions"
             );
             let r = outcomes[*i].as_ref().unwrap();
-            let counts: Vec<u64> = r.options.iter().map(|o| o.votes).collect();
+            let counts: Vec<u64> = r.options.iter().map(|o| o.votes.unwrap_or(0)).collect();
             assert_eq!(counts, model.counts.to_vec(), "counts right after vote {i}");
         }
         for (i, outcome) in outcomes.iter().enumerate() {
@@ -338,7 +342,11 @@ async fn run_concurrent(store: &dyn Store, limit: VoteLimit, steps: &[Step]) {
         }
     }
     let results = store.get(&id).await.unwrap().unwrap();
-    let counts: Vec<u64> = results.options.iter().map(|o| o.votes).collect();
+    let counts: Vec<u64> = results
+        .options
+        .iter()
+        .map(|o| o.votes.unwrap_or(0))
+        .collect();
     assert_eq!(
         counts,
         model.counts.to_vec(),

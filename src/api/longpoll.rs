@@ -14,11 +14,14 @@ use serde::Deserialize;
 
 use super::errors::QueryParams;
 use super::openapi::{self, ErrorBody};
-use super::{AppState, PollPath};
+use super::polls::{bearer, viewer_of};
+use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::poll::Results;
 use crate::service::Transport;
+use axum::http::HeaderMap;
+use axum_extra::extract::CookieJar;
 
 /// The longest wait a client may ask for.
 pub const MAX_TIMEOUT_SECS: u64 = 60;
@@ -70,6 +73,8 @@ fn results_response(json: Bytes) -> Response {
 pub async fn changes(
     State(app): State<AppState>,
     PollPath(id): PollPath,
+    jar: CookieJar,
+    headers: HeaderMap,
     QueryParams(q): QueryParams<ChangesQuery>,
 ) -> Result<Response, Error> {
     let since = non_negative("since", q.since.as_deref())?;
@@ -78,10 +83,15 @@ pub async fn changes(
         .unwrap_or(app.config.longpoll_timeout);
     let Some(since) = since else {
         let results = app.service.get(&id).await?;
+        let viewer = viewer_of(&app, &results, &jar, &headers).await?;
         app.service.stats().answered_at_once(Transport::LongPoll);
-        return Ok(axum::Json(results).into_response());
+        return Ok(axum::Json(viewer.view(results)).into_response());
     };
     let mut following = app.service.follow(&id, Transport::LongPoll).await?;
+    let viewer = app
+        .service
+        .follower_viewer(&following, bearer(&headers), voter::known(&jar).as_ref())
+        .await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut event = following.follower.latest();
     loop {
@@ -89,7 +99,7 @@ pub async fn changes(
             Some(PollEvent::Deleted) => return Err(Error::PollNotFound),
             Some(PollEvent::Results(s)) if s.version() > since => {
                 following.delivered();
-                return Ok(results_response(s.json_body()));
+                return Ok(results_response(s.for_viewer(&viewer).json_body()));
             }
             _ => {}
         }

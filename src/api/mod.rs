@@ -90,6 +90,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}", get(polls::show).delete(polls::delete))
         .route("/api/polls/{id}/votes", post(polls::vote))
         .route("/api/polls/{id}/close", post(polls::close))
+        .route("/api/polls/{id}/reopen", post(polls::reopen))
+        .route("/api/polls/{id}/results.csv", get(polls::results_csv_file))
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))
         .route("/api/polls/{id}/ws", get(ws::upgrade))

@@ -19,7 +19,9 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{longpoll, ops, polls, sse, ws};
 use crate::error::Error;
-use crate::poll::{MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, OptionResult, Results, VoteLimit};
+use crate::poll::{
+    MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, OptionResult, Results, ResultsVisibility, VoteLimit,
+};
 use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
 
 /// The whole document: every JSON route, the operational ones, and this one.
@@ -33,12 +35,13 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
                        `{\"error\":{\"code\":\"…\",\"message\":\"…\"}}`."
     ),
     paths(
-        polls::create, polls::list, polls::show, polls::vote, polls::close, polls::delete,
+        polls::create, polls::list, polls::show, polls::vote, polls::close, polls::reopen,
+        polls::results_csv_file, polls::delete,
         longpoll::changes, sse::events, ws::upgrade,
         ops::healthz, ops::readyz, ops::metrics, ops::stats, document,
     ),
     components(schemas(
-        Results, OptionResult, VoteLimit, polls::CreateBody, polls::VoteBody,
+        Results, OptionResult, VoteLimit, ResultsVisibility, polls::CreateBody, polls::VoteBody,
         CreatedPoll, PollList, VoteResults, ErrorBody, ErrorDetail, ErrorCode,
         StatsBody, TransportsStats, TransportStats, ShortPollStats,
         NonNegativeInteger, SseEvent,
@@ -268,6 +271,20 @@ pub fn option_labels() -> ArrayBuilder {
         .unique_items(true)
 }
 
+/// The `options` of a vote: 1–20 distinct option indexes (0–19); the
+/// poll's `max_choices` bounds them further.
+pub fn vote_options() -> ArrayBuilder {
+    let index = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .minimum(Some(0))
+        .maximum(Some((MAX_OPTIONS - 1) as u32));
+    ArrayBuilder::new()
+        .items(index)
+        .min_items(Some(1))
+        .max_items(Some(MAX_OPTIONS))
+        .unique_items(true)
+}
+
 /// The bearer scheme of close and delete.
 struct AdminToken;
 
@@ -373,6 +390,8 @@ mod tests {
             ("/api/polls/{id}", "delete"),
             ("/api/polls/{id}/votes", "post"),
             ("/api/polls/{id}/close", "post"),
+            ("/api/polls/{id}/reopen", "post"),
+            ("/api/polls/{id}/results.csv", "get"),
             ("/api/polls/{id}/changes", "get"),
             ("/api/polls/{id}/events", "get"),
             ("/api/polls/{id}/ws", "get"),

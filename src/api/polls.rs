@@ -15,8 +15,11 @@ use super::errors::{JsonBody, QueryParams};
 use super::openapi::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
-use crate::poll::{IdempotencyKey, NewPoll, Results, VoteLimit};
+use crate::poll::{
+    Choice, IdempotencyKey, NewPoll, Results, ResultsVisibility, SettingsInput, VoteLimit, now_ms,
+};
 use crate::store::Vote;
+use crate::visibility::Viewer;
 
 /// Body of `POST /api/polls`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,15 +34,62 @@ pub struct CreateBody {
     pub options: Vec<String>,
     #[serde(default)]
     pub vote_limit: VoteLimit,
+    /// How many options one vote may choose: 1 to the number of options
+    /// (default 1).
+    #[schema(minimum = 1, maximum = 20)]
+    pub max_choices: Option<u32>,
+    /// Whether a voter may replace their vote (default false); only with
+    /// `vote_limit` `one_per_voter`.
+    pub allow_change: Option<bool>,
+    /// Who sees the counts while the poll runs (default `always`): the
+    /// host always; with `after_vote` a voter who has voted; with
+    /// `after_close` everyone once it is closed.
+    pub results: Option<ResultsVisibility>,
+    /// RFC 3339 date and time, in the future and at most a year away, from
+    /// which votes are refused and the poll is closed.
+    #[schema(format = DateTime)]
+    pub closes_at: Option<String>,
+    /// Whether `GET /api/polls` lists the poll (default false: reachable by
+    /// its link only).
+    pub listed: Option<bool>,
 }
 
-/// Body of `POST /api/polls/{id}/votes`.
+impl CreateBody {
+    fn settings(&self) -> SettingsInput {
+        SettingsInput {
+            max_choices: self.max_choices,
+            allow_change: self.allow_change,
+            results: self.results,
+            closes_at: self.closes_at.clone(),
+            listed: self.listed,
+        }
+    }
+}
+
+/// Body of `POST /api/polls/{id}/votes`: `option` or `options`, not both.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VoteBody {
-    /// The option's 0-based index (below the poll's option count, so at
+    /// One option's 0-based index (below the poll's option count, so at
     /// most 19).
     #[schema(maximum = 19)]
-    pub option: u32,
+    pub option: Option<u32>,
+    /// Several distinct options, 1 to the poll's `max_choices`.
+    #[schema(schema_with = openapi::vote_options)]
+    pub options: Option<Vec<u32>>,
+}
+
+impl VoteBody {
+    /// The vote's choice, or why the body is not one.
+    pub fn choice(&self) -> Result<Choice, Error> {
+        match (&self.option, &self.options) {
+            (Some(option), None) => Ok(Choice::one(*option)),
+            (None, Some(options)) => Choice::parse(options).map_err(|e| Error::Validation(e.0)),
+            (Some(_), Some(_)) => Err(Error::Validation("send option or options, not both".into())),
+            (None, None) => Err(Error::Validation(
+                "option (one index) or options (a list) is required".into(),
+            )),
+        }
+    }
 }
 
 /// A JSON body that is already serialised text.
@@ -83,6 +133,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Error> {
     let poll = NewPoll::parse(&body.question, &body.options, body.vote_limit)
+        .and_then(|poll| poll.with_settings(&body.settings(), now_ms()))
         .map_err(|e| Error::Validation(e.0))?;
     // Only a valid poll takes from the allowance: a refused body made nothing.
     app.create_limiter
@@ -104,9 +155,10 @@ pub struct ListQuery {
     limit: Option<String>,
 }
 
-/// List the newest polls
+/// List the newest listed polls
 ///
-/// Closed polls included, newest first.
+/// Only polls created with `listed: true` (and the demo poll), closed ones
+/// included, newest first. Counts follow each poll's `results` rule.
 #[utoipa::path(get, path = "/api/polls", tag = "polls",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
         description = "How many polls (default 20)")),
@@ -118,6 +170,7 @@ pub struct ListQuery {
     ))]
 pub async fn list(
     State(app): State<AppState>,
+    jar: CookieJar,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, Error> {
     let limit = match q.limit.as_deref() {
@@ -128,7 +181,12 @@ pub async fn list(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| Error::BadRequest("limit must be an integer from 1 to 100".into()))?,
     };
-    let polls = app.service.list(limit).await?;
+    let voter = voter::known(&jar);
+    let mut polls = Vec::new();
+    for results in app.service.list(limit).await? {
+        let viewer = app.service.viewer(&results, None, voter.as_ref()).await?;
+        polls.push(viewer.view(results));
+    }
     Ok(axum::Json(json!({ "polls": polls })).into_response())
 }
 
@@ -145,7 +203,9 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 
 /// Read a poll's results (short polling)
 ///
-/// The version is the `ETag`; `If-None-Match` with it answers 304.
+/// The version is the `ETag`; `If-None-Match` with it answers 304. Counts
+/// follow the poll's `results` rule (`results_hidden`); the admin token
+/// (`Authorization: Bearer`) always shows them.
 #[utoipa::path(get, path = "/api/polls/{id}", tag = "polls",
     params(openapi::PollIdParam,
         ("If-None-Match" = Option<String>, Header, description = "An ETag seen before, e.g. \"17\"")),
@@ -161,9 +221,13 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 pub async fn show(
     State(app): State<AppState>,
     PollPath(id): PollPath,
+    jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let results = app.service.get(&id).await?;
+    let results = viewer_of(&app, &results, &jar, &headers)
+        .await?
+        .view(results);
     let etag = format!("\"{}\"", results.version);
     let modified = !etag_matches(&headers, &etag);
     app.service.stats().short_poll_answered(modified);
@@ -224,14 +288,20 @@ pub async fn vote(
     };
     let (voter, cookie) = voter::identify(&jar, &headers);
     let jar = voter::with_cookie(jar, cookie);
+    let choice = match body.choice() {
+        Ok(choice) => choice,
+        Err(e) => return Ok((jar, e).into_response()),
+    };
     let vote = Vote {
         poll: id,
-        option: body.option,
+        choice,
         voter,
         idempotency_key,
     };
     match app.service.vote(vote).await {
         Ok(snapshot) => {
+            // The voter has voted now: `after_vote` shows them the counts.
+            let snapshot = snapshot.for_viewer(&Viewer::voter());
             let body = format!("{{\"results\":{}}}", snapshot.json());
             Ok((jar, json_text(StatusCode::OK, body)).into_response())
         }
@@ -239,8 +309,21 @@ pub async fn vote(
     }
 }
 
+/// Who a request is, for the poll's `results` rule.
+pub async fn viewer_of(
+    app: &AppState,
+    results: &Results,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+) -> Result<Viewer, Error> {
+    let voter = voter::known(jar);
+    app.service
+        .viewer(results, bearer(headers), voter.as_ref())
+        .await
+}
+
 /// The token of `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -269,6 +352,94 @@ pub async fn close(
     Ok(json_text(StatusCode::OK, snapshot.json().to_owned()))
 }
 
+/// Reopen a closed poll
+///
+/// Opening an open poll answers 200 and changes nothing. A poll whose
+/// `closes_at` has passed stays closed: 422 `validation_failed` naming
+/// `closes_at`.
+#[utoipa::path(post, path = "/api/polls/{id}/reopen", tag = "polls",
+    params(openapi::PollIdParam),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The open poll's results", body = Results),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: its closes_at has passed", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
+pub async fn reopen(
+    State(app): State<AppState>,
+    PollPath(id): PollPath,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let snapshot = app.service.reopen(&id, bearer(&headers)).await?;
+    Ok(json_text(StatusCode::OK, snapshot.json().to_owned()))
+}
+
+/// One CSV field, quoted when it holds a comma, a quote or a line break
+/// (RFC 4180: quotes inside are doubled).
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The results as CSV: `option,label,votes`, one row per option; `votes`
+/// is empty where the counts are hidden.
+pub fn results_csv(results: &Results) -> String {
+    let mut csv = String::from("option,label,votes\r\n");
+    for option in &results.options {
+        let votes = option.votes.map(|v| v.to_string()).unwrap_or_default();
+        csv.push_str(&format!(
+            "{},{},{}\r\n",
+            option.id,
+            csv_field(&option.label),
+            votes
+        ));
+    }
+    csv
+}
+
+/// Export the results as CSV
+///
+/// `text/csv` with the header `option,label,votes` and one row per option.
+/// The `results` rule applies: while counts are hidden from this client the
+/// votes column is empty; the admin token always shows them.
+#[utoipa::path(get, path = "/api/polls/{id}/results.csv", tag = "polls",
+    params(openapi::PollIdParam),
+    security((), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The results, one row per option", content_type = "text/csv",
+            body = String),
+        (status = 404, description = "`poll_not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
+pub async fn results_csv_file(
+    State(app): State<AppState>,
+    PollPath(id): PollPath,
+    jar: CookieJar,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let results = app.service.get(&id).await?;
+    let results = viewer_of(&app, &results, &jar, &headers)
+        .await?
+        .view(results);
+    let disposition = format!("attachment; filename=\"{id}-results.csv\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        results_csv(&results),
+    )
+        .into_response())
+}
+
 /// Delete a poll
 ///
 /// Followers are told (`deleted`) and their streams end.
@@ -295,6 +466,18 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_quotes_labels_that_need_it() {
+        let id = crate::poll::PollId::parse("p").unwrap();
+        let labels = vec!["plain".to_owned(), "a, \"b\"".to_owned()];
+        let r = Results::new(&id, "q", VoteLimit::Unlimited, false, 1, &labels, &[2, 0]);
+        assert_eq!(
+            results_csv(&r),
+            "option,label,votes\r\n0,plain,2\r\n1,\"a, \"\"b\"\"\",0\r\n"
+        );
+        assert_eq!(results_csv(&r.hidden()).lines().nth(1), Some("0,plain,"));
+    }
 
     #[test]
     fn if_none_match_handles_lists_weak_tags_and_star() {

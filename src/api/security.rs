@@ -32,8 +32,19 @@ pub fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> 
 }
 
 /// Whether a request is a cross-site one that must not change state.
+///
+/// `Origin: null` with `Sec-Fetch-Site: same-origin` is this site's own
+/// form on a page sent with `Referrer-Policy: no-referrer` (the manage
+/// page): browsers hide the origin there but still say, in a header no
+/// page can set, that the request comes from this origin.
 pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let same_origin = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
     if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.as_bytes() == b"null" && same_origin {
+            return false;
+        }
         return !origin
             .to_str()
             .is_ok_and(|o| origin_allowed(o, headers, allowed));
@@ -108,6 +119,27 @@ mod tests {
         ));
         assert!(is_cross_site(
             &headers(&[("host", "a"), ("origin", "http://b")]),
+            &[]
+        ));
+        // A no-referrer page's own form: the origin hidden, the site told.
+        assert!(!is_cross_site(
+            &headers(&[
+                ("host", "a"),
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[
+                ("host", "a"),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("origin", "null")]),
             &[]
         ));
     }

@@ -27,10 +27,13 @@ use tokio::time::{Duration, Instant, Sleep, sleep_until};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::openapi::{self, ErrorBody};
-use super::{AppState, PollPath};
+use super::polls::bearer;
+use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::service::{Following, Transport};
+use crate::visibility::Viewer;
+use axum_extra::extract::CookieJar;
 
 /// Opens every stream: browsers wait 2 s before reconnecting.
 const RETRY: &[u8] = b"retry: 2000\n\n";
@@ -39,6 +42,8 @@ const KEEP_ALIVE: &[u8] = b":\n\n";
 
 struct StreamState {
     following: Following,
+    /// Decides, per version, the shared variant this stream sends.
+    viewer: Viewer,
     last_sent: Option<u64>,
     /// Registered once for the stream's life, not once per wait.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -81,12 +86,18 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 pub async fn events(
     State(app): State<AppState>,
     PollPath(id): PollPath,
+    jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let following = app.service.follow(&id, Transport::Sse).await?;
+    let viewer = app
+        .service
+        .follower_viewer(&following, bearer(&headers), voter::known(&jar).as_ref())
+        .await?;
     let keep_alive = app.config.sse_keepalive;
     let state = StreamState {
         following,
+        viewer,
         last_sent: last_event_id(&headers),
         shutdown: Box::pin(app.shutdown.triggered_owned()),
         keep_alive,
@@ -130,7 +141,7 @@ fn event_stream(state: StreamState) -> impl Stream<Item = Result<Bytes, Infallib
                     st.last_sent = Some(s.version());
                     st.last_write = Instant::now();
                     st.following.delivered();
-                    return Some((Ok(s.sse_event()), st));
+                    return Some((Ok(s.for_viewer(&st.viewer).sse_event()), st));
                 }
                 _ => {}
             }

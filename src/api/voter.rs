@@ -12,6 +12,11 @@ use crate::poll::VoterId;
 
 pub const COOKIE: &str = "tally_voter";
 
+/// The voter a request's cookie names, if it carries a valid one.
+pub fn known(jar: &CookieJar) -> Option<VoterId> {
+    jar.get(COOKIE).and_then(|c| VoterId::parse(c.value()))
+}
+
 /// The voter of a request, and the cookie to set when it had none.
 pub fn identify(jar: &CookieJar, headers: &HeaderMap) -> (VoterId, Option<Cookie<'static>>) {
     if let Some(voter) = jar.get(COOKIE).and_then(|c| VoterId::parse(c.value())) {

@@ -21,6 +21,7 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::openapi::{self, ErrorBody};
+use super::polls::VoteBody;
 use super::security::origin_allowed;
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
@@ -28,6 +29,7 @@ use crate::hub::PollEvent;
 use crate::poll::{IdempotencyKey, VoterId};
 use crate::service::{Following, Transport};
 use crate::store::Vote;
+use crate::visibility::Viewer;
 
 /// Largest message a client may send (after reassembly of fragments).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -53,7 +55,10 @@ mod close_code {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
     Vote {
-        option: u32,
+        #[serde(default)]
+        option: Option<u32>,
+        #[serde(default)]
+        options: Option<Vec<u32>>,
         #[serde(default)]
         request_id: Option<String>,
     },
@@ -99,15 +104,18 @@ pub async fn upgrade(
     let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
     // The handshake's cookie names the voter; without one, the connection
     // gets an id of its own for its lifetime.
-    let voter = jar
-        .get(voter::COOKIE)
-        .and_then(|c| VoterId::parse(c.value()))
-        .unwrap_or_else(VoterId::generate);
+    let known = voter::known(&jar);
+    let viewer = app
+        .service
+        .follower_viewer(&following, super::polls::bearer(&headers), known.as_ref())
+        .await?;
+    let voter = known.unwrap_or_else(VoterId::generate);
     let client = app.vote_limiter.client_ip(peer, &headers);
     let conn = Connection {
         app: app.clone(),
         following,
         voter,
+        viewer,
         client,
     };
     Ok(ws
@@ -128,6 +136,9 @@ struct Connection {
     app: AppState,
     following: Following,
     voter: VoterId,
+    /// Whether pushes carry counts; a vote over this socket makes it a
+    /// voter (`after_vote`).
+    viewer: Viewer,
     /// The client's address, for the vote rate limit.
     client: IpAddr,
 }
@@ -169,6 +180,7 @@ impl Connection {
                     return End::Close(close_code::NORMAL, "poll deleted");
                 }
                 Some(PollEvent::Results(s)) if last_sent.is_none_or(|v| s.version() > v) => {
+                    let s = s.for_viewer(&self.viewer);
                     if !send(socket, Message::Text(s.ws_frame()), limit).await {
                         return End::Quietly;
                     }
@@ -218,7 +230,7 @@ impl Connection {
     }
 
     /// Answers one text frame: a vote's ack or an error message.
-    async fn handle_text(&self, text: &str) -> String {
+    async fn handle_text(&mut self, text: &str) -> String {
         let message: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
@@ -228,8 +240,16 @@ impl Connection {
                 return error_message(request_id.as_deref(), "bad_message", &e.to_string());
             }
         };
-        let ClientMessage::Vote { option, request_id } = message;
+        let ClientMessage::Vote {
+            option,
+            options,
+            request_id,
+        } = message;
         let rid = request_id.as_deref();
+        let choice = match (VoteBody { option, options }).choice() {
+            Ok(choice) => choice,
+            Err(e) => return error_message(rid, e.code(), &e.to_string()),
+        };
         let idempotency_key = match rid.map(IdempotencyKey::parse).transpose() {
             Ok(k) => k,
             Err(e) => return error_message(rid, "bad_request", &e.0),
@@ -239,15 +259,21 @@ impl Connection {
         }
         let vote = Vote {
             poll: self.following.follower.poll_id().clone(),
-            option,
+            choice,
             voter: self.voter.clone(),
             idempotency_key,
         };
         match self.app.service.vote(vote).await {
             Ok(s) => {
+                self.viewer.voted = true;
                 json!({"type": "vote_ack", "request_id": rid, "version": s.version()}).to_string()
             }
-            Err(e) => error_message(rid, e.code(), &e.to_string()),
+            Err(e) => {
+                if matches!(e, Error::AlreadyVoted) {
+                    self.viewer.voted = true;
+                }
+                error_message(rid, e.code(), &e.to_string())
+            }
         }
     }
 }

@@ -14,19 +14,27 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 
+use super::i18n::{Text, fill};
+use super::ui::Ui;
 use super::view::{CreateForm, CreatedPage, HomePage, PollSummary};
 use super::{PageError, no_store, voter_jar};
 use crate::api::AppState;
 use crate::error::Error;
-use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit};
+use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit, now_ms};
 use crate::service::DEMO_POLL_ID;
+use crate::visibility::Viewer;
 
 /// How many polls the home page lists.
 const RECENT: usize = 20;
 
 /// `GET /`.
-pub async fn show(State(app): State<AppState>, jar: CookieJar, headers: HeaderMap) -> Response {
-    let page = home_page(&app, CreateForm::default(), None).await;
+pub async fn show(
+    State(app): State<AppState>,
+    ui: Ui,
+    jar: CookieJar,
+    headers: HeaderMap,
+) -> Response {
+    let page = home_page(&app, ui, CreateForm::default(), None).await;
     (voter_jar(jar, &headers), page).into_response()
 }
 
@@ -35,15 +43,21 @@ pub async fn to_home() -> Redirect {
     Redirect::to("/")
 }
 
-async fn home_page(app: &AppState, form: CreateForm, error: Option<String>) -> HomePage {
+async fn home_page(app: &AppState, ui: Ui, form: CreateForm, error: Option<String>) -> HomePage {
     let recent = match app.service.list(RECENT).await {
-        Ok(polls) => Some(polls.iter().map(PollSummary::from).collect()),
+        Ok(polls) => Some(
+            polls
+                .into_iter()
+                .map(|p| PollSummary::new(&Viewer::anonymous().view(p), &ui))
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "could not list recent polls");
             None
         }
     };
     HomePage {
+        ui,
         form,
         error,
         recent,
@@ -75,6 +89,14 @@ fn read_form(fields: Vec<(String, String)>) -> (CreateForm, Intent) {
             // Bounded so a crafted body cannot make a huge form to re-render.
             "option" if form.options.len() <= MAX_OPTIONS => form.options.push(value),
             "vote_limit" => form.unlimited = value == VoteLimit::Unlimited.as_str(),
+            "max_choices" => form.max_choices = value.chars().take(8).collect(),
+            "allow_change" => form.allow_change = value == "true",
+            "results" if ["always", "after_vote", "after_close"].contains(&value.as_str()) => {
+                form.results = value
+            }
+            "closes_at" => form.closes_at = value.chars().take(40).collect(),
+            "tz_offset" => form.tz_offset = value.trim().parse().ok(),
+            "listed" => form.listed = value == "true",
             "action" if value == "add" => intent = Intent::AddOption,
             "remove" => {
                 if let Ok(i) = value.parse() {
@@ -93,6 +115,7 @@ fn read_form(fields: Vec<(String, String)>) -> (CreateForm, Intent) {
 pub async fn create(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ui: Ui,
     jar: CookieJar,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
@@ -106,13 +129,13 @@ pub async fn create(
                 form.options.push(String::new());
                 form.focus_last = true;
             }
-            return Ok((jar, home_page(&app, form, None).await).into_response());
+            return Ok((jar, home_page(&app, ui, form, None).await).into_response());
         }
         Intent::RemoveOption(i) => {
             if form.can_remove() && i < form.options.len() {
                 form.options.remove(i);
             }
-            return Ok((jar, home_page(&app, form, None).await).into_response());
+            return Ok((jar, home_page(&app, ui, form, None).await).into_response());
         }
         Intent::Create => {}
     }
@@ -128,10 +151,14 @@ pub async fn create(
     } else {
         VoteLimit::OnePerVoter
     };
-    let poll = match NewPoll::parse(&form.question, &options, limit) {
+    let parsed = form.settings().and_then(|settings| {
+        NewPoll::parse(&form.question, &options, limit)?.with_settings(&settings, now_ms())
+    });
+    let poll = match parsed {
         Ok(poll) => poll,
         Err(e) => {
-            let page = home_page(&app, form, Some(explain(&e.0, &options))).await;
+            let message = explain(ui.t, &e.0, &options);
+            let page = home_page(&app, ui, form, Some(message)).await;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, jar, page).into_response());
         }
     };
@@ -139,18 +166,25 @@ pub async fn create(
     if let Err(e) = app.create_limiter.check(client) {
         // The form comes back as typed, saying when to try again.
         let wait = e.retry_after().unwrap_or(1);
-        let message = format!(
-            "You have created many polls in the last minute; please try again in {wait} s."
-        );
-        let page = home_page(&app, form, Some(message)).await;
+        let message = fill(ui.t.err_create_rate, &[("s", &wait.to_string())]);
+        let page = home_page(&app, ui, form, Some(message)).await;
         let retry_after = (header::RETRY_AFTER, HeaderValue::from(wait));
         return Ok((e.status(), [retry_after], jar, page).into_response());
     }
     let (results, token) = app.service.create(poll).await?;
-    let origin = site_origin(&headers);
+    let origin = app
+        .config
+        .public_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| super::site_origin(&headers));
+    let manage_path = format!("/polls/{}/manage#token={}", results.id, token.as_str());
     let page = CreatedPage {
+        ui,
         url: format!("{origin}/polls/{}", results.id),
         api_url: format!("{origin}/api/polls/{}", results.id),
+        manage_url: format!("{origin}{manage_path}"),
+        manage_path,
         id: results.id,
         question: results.question,
         token: token.as_str().to_owned(),
@@ -168,24 +202,54 @@ pub async fn create(
         .into_response())
 }
 
-/// A validation message as a person filling the form reads it: options
-/// named by their text rather than by a 0-based index into the non-blank
-/// fields, and a capital first letter.
-fn explain(message: &str, options: &[String]) -> String {
-    let named = message
-        .strip_prefix("option ")
-        .and_then(|rest| rest.split_once(' '))
-        .and_then(|(index, rest)| {
-            let label = options.get(index.parse::<usize>().ok()?)?.trim();
-            let short: String = label.chars().take(24).collect();
-            let ellipsis = if short.len() < label.len() { "…" } else { "" };
-            Some(format!("The option “{short}{ellipsis}” {rest}"))
-        });
-    let text = named.unwrap_or_else(|| message.to_owned());
-    let mut chars = text.chars();
+/// A validation message as a person filling the form reads it, in their
+/// language: options named by their text rather than by a 0-based index
+/// into the non-blank fields. A message this page has no words for (a rule
+/// added later) is shown as the API words it.
+fn explain(t: &Text, message: &str, options: &[String]) -> String {
+    let option = || -> Option<(String, String)> {
+        let (index, rest) = message.strip_prefix("option ")?.split_once(' ')?;
+        let label = options.get(index.parse::<usize>().ok()?)?.trim();
+        let short: String = label.chars().take(24).collect();
+        let ellipsis = if short.len() < label.len() { "…" } else { "" };
+        Some((format!("{short}{ellipsis}"), rest.to_owned()))
+    };
+    if message.starts_with("question must not be empty") {
+        return t.err_question_empty.to_owned();
+    }
+    if message.starts_with("question must be at most") {
+        return t.err_question_long.to_owned();
+    }
+    if message.starts_with("a poll needs") {
+        return t.err_options_count.to_owned();
+    }
+    if message.starts_with("max_choices") {
+        return fill(t.err_max_choices, &[("n", &options.len().to_string())]);
+    }
+    if message.starts_with("allow_change") {
+        return t.err_allow_change.to_owned();
+    }
+    if message.starts_with("closes_at must be in the future") {
+        return t.err_closes_past.to_owned();
+    }
+    if message.starts_with("closes_at must be at most") {
+        return t.err_closes_far.to_owned();
+    }
+    if message.starts_with("closes_at") {
+        return t.err_closes_bad.to_owned();
+    }
+    if let Some((label, rest)) = option() {
+        if rest.starts_with("repeats") {
+            return fill(t.err_option_repeat, &[("label", &label)]);
+        }
+        if rest.starts_with("must be at most") {
+            return fill(t.err_option_long, &[("label", &label)]);
+        }
+    }
+    let mut chars = message.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => text,
+        None => message.to_owned(),
     }
 }
 
@@ -199,26 +263,6 @@ fn form_error(rejection: FormRejection) -> PageError {
         _ => Error::BadRequest(rejection.body_text()),
     };
     PageError(error)
-}
-
-/// `scheme://host` as the visitor reached this site, for a link to share;
-/// empty (a relative link) when the `Host` header is not a plain host.
-fn site_origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        });
-    let Some(host) = host else {
-        return String::new();
-    };
-    let https = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
 }
 
 #[cfg(test)]
@@ -253,31 +297,29 @@ mod tests {
     }
 
     #[test]
-    fn messages_name_options_by_their_text() {
+    fn messages_name_options_by_their_text_in_both_languages() {
+        use crate::pages::i18n::{EN, ZH};
         let options = vec!["Green".to_owned(), "Green".to_owned()];
         assert_eq!(
-            explain("option 1 repeats an earlier option", &options),
-            "The option “Green” repeats an earlier option"
+            explain(&EN, "option 1 repeats an earlier option", &options),
+            "The option “Green” repeats an earlier option."
+        );
+        assert_eq!(
+            explain(&ZH, "option 1 repeats an earlier option", &options),
+            "选项“Green”和前面的选项重复了。"
         );
         let long = vec!["x".repeat(101)];
         assert!(
-            explain("option 0 must be at most 100 characters", &long)
-                .ends_with("…” must be at most 100 characters")
+            explain(&EN, "option 0 must be at most 100 characters", &long)
+                .ends_with("…” must be at most 100 characters.")
         );
         assert_eq!(
-            explain("a poll needs 2 to 20 options", &options),
-            "A poll needs 2 to 20 options"
+            explain(&EN, "a poll needs 2 to 20 options", &options),
+            "A poll needs 2 to 20 options."
         );
-    }
-
-    #[test]
-    fn share_link_uses_a_plain_host_only() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, "vote.example:8080".parse().unwrap());
-        assert_eq!(site_origin(&h), "http://vote.example:8080");
-        h.insert("x-forwarded-proto", "https".parse().unwrap());
-        assert_eq!(site_origin(&h), "https://vote.example:8080");
-        h.insert(header::HOST, "a/b\"c".parse().unwrap());
-        assert_eq!(site_origin(&h), "");
+        assert_eq!(
+            explain(&EN, "a rule added later", &options),
+            "A rule added later"
+        );
     }
 }

@@ -10,57 +10,47 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
+use super::i18n::Text;
+use super::ui::Ui;
 use super::view::{LabPage, LabPanel};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id};
 use crate::poll::{Results, VoteLimit};
 use crate::service::DEMO_POLL_ID;
 
-/// The four panels, pushing transports first, each explained in plain words.
-const PANELS: [LabPanel; 4] = [
-    LabPanel {
-        name: "ws",
-        label: "WebSocket",
-        explain: "One connection, opened once and kept open in both directions. \
-                  The server pushes each new result down it as a small frame the moment it \
-                  changes; the browser never has to ask again.",
-    },
-    LabPanel {
-        name: "sse",
-        label: "Server-Sent Events",
-        explain: "One HTTP response that never ends. The server writes each change into it \
-                  as a short text event; if the connection drops, the browser reconnects by \
-                  itself and says which version it saw last.",
-    },
-    LabPanel {
-        name: "longpoll",
-        label: "Long polling",
-        explain: "The browser asks, and the server holds the question until something \
-                  changes, then answers. The browser asks again at once: it stays live, but \
-                  every update costs a whole request and response, headers included.",
-    },
-    LabPanel {
-        name: "poll",
-        label: "Short polling",
-        explain: "The browser asks every 2 seconds whether anything changed. Most answers \
-                  are a short “304 Not Modified”; a change waits for the next question, so \
-                  it arrives up to 2 seconds late.",
-    },
-];
+/// The four panels, pushing transports first, each explained in plain
+/// words in the visitor's language.
+fn panels(t: &'static Text) -> Vec<LabPanel> {
+    vec![
+        LabPanel {
+            name: "ws",
+            label: t.lab_ws_label,
+            explain: t.lab_ws_explain,
+        },
+        LabPanel {
+            name: "sse",
+            label: t.lab_sse_label,
+            explain: t.lab_sse_explain,
+        },
+        LabPanel {
+            name: "longpoll",
+            label: t.lab_longpoll_label,
+            explain: t.lab_longpoll_explain,
+        },
+        LabPanel {
+            name: "poll",
+            label: t.lab_poll_label,
+            explain: t.lab_poll_explain,
+        },
+    ]
+}
 
 /// Why the vote control is off on this poll, if it is.
-fn why_not(results: &Results) -> Option<&'static str> {
+fn why_not(results: &Results, t: &'static Text) -> Option<&'static str> {
     if results.closed {
-        Some(
-            "This poll is closed, so every vote would be refused: the lab only follows it \
-             here. Start still opens the four followers.",
-        )
+        Some(t.lab_why_closed)
     } else if results.vote_limit == VoteLimit::OnePerVoter {
-        Some(
-            "This poll allows one vote per person, so the lab cannot cast a stream of votes \
-             here: it only follows, and measures the votes other people cast (latency needs \
-             votes the lab cast itself). Start still opens the four followers.",
-        )
+        Some(t.lab_why_one)
     } else {
         None
     }
@@ -71,19 +61,28 @@ fn why_not(results: &Results) -> Option<&'static str> {
 pub async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    ui: Ui,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let results = app.service.get(&id).await?;
-    let why_not = why_not(&results);
+    let voter = crate::api::voter::known(&jar);
+    let results = app
+        .service
+        .viewer(&results, None, voter.as_ref())
+        .await?
+        .view(results);
+    let t = ui.t;
+    let why_not = why_not(&results, t);
     let try_instead = (why_not.is_some() && app.config.demo && id.as_str() != DEMO_POLL_ID)
         .then(|| format!("/polls/{DEMO_POLL_ID}/lab"));
     let page = LabPage {
+        ui,
         id: results.id.clone(),
         question: results.question.clone(),
         instance: app.instance.clone(),
-        panels: PANELS.to_vec(),
+        panels: panels(t),
         can_vote: why_not.is_none(),
         why_not,
         try_instead,
@@ -98,7 +97,10 @@ mod tests {
 
     #[test]
     fn panels_carry_the_api_transport_names() {
-        let names: Vec<_> = PANELS.iter().map(|p| p.name).collect();
+        let names: Vec<_> = panels(&crate::pages::i18n::ZH)
+            .iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, ["ws", "sse", "longpoll", "poll"]);
     }
 }

@@ -15,51 +15,57 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use serde::Deserialize;
 
+use super::i18n::Text;
+use super::ui::Ui;
 use super::view::{Notice, PollPage, TransportLink};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id, voter};
 use crate::error::Error;
-use crate::poll::IdempotencyKey;
+use crate::poll::{Choice, IdempotencyKey, MAX_OPTIONS};
 use crate::service::Transport;
 use crate::store::Vote;
 
 /// Every transport, in the order the page falls back through them.
-const TRANSPORTS: [(Transport, &str); 4] = [
-    (Transport::Ws, "WebSocket"),
-    (Transport::Sse, "SSE"),
-    (Transport::LongPoll, "Long polling"),
-    (Transport::Poll, "Short polling"),
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Ws,
+    Transport::Sse,
+    Transport::LongPoll,
+    Transport::Poll,
 ];
+
+/// A transport's name in the visitor's language.
+fn transport_label(t: &'static Text, transport: Transport) -> &'static str {
+    match transport {
+        Transport::Ws => t.t_ws,
+        Transport::Sse => t.t_sse,
+        Transport::LongPoll => t.t_longpoll,
+        Transport::Poll => t.t_poll,
+    }
+}
 
 /// The transport named in a `?transport=` value, if it is one.
 fn transport_named(name: &str) -> Option<Transport> {
-    TRANSPORTS
-        .iter()
-        .map(|(t, _)| *t)
-        .find(|t| t.as_str() == name)
+    TRANSPORTS.into_iter().find(|t| t.as_str() == name)
 }
 
 /// The text of a `?notice=` code; unknown codes show nothing.
-fn notice(code: &str) -> Option<Notice> {
+fn notice(t: &Text, code: &str) -> Option<Notice> {
     let (text, kind) = match code {
-        "voted" => ("Your vote was counted.", "ok"),
-        "already_voted" => ("You have already voted on this poll.", "warn"),
-        "poll_closed" => ("This poll is closed; your vote was not counted.", "warn"),
-        "option_not_found" => ("That option does not exist.", "warn"),
-        "idempotency_key_reused" => (
-            "This page already sent a vote. Reload it to vote again.",
-            "warn",
-        ),
-        "rate_limited" => ("Too many votes at once; please wait a moment.", "warn"),
-        "store_unavailable" | "shutting_down" => (
-            "Your vote could not be stored right now. Please try again.",
-            "warn",
-        ),
+        "voted" => (t.notice_voted, "ok"),
+        "already_voted" => (t.notice_already_voted, "warn"),
+        "poll_closed" => (t.notice_closed_refused, "warn"),
+        "option_not_found" => (t.notice_no_option, "warn"),
+        "validation_failed" => (t.notice_bad_choice, "warn"),
+        "idempotency_key_reused" => (t.notice_key_reused, "warn"),
+        "rate_limited" => (t.notice_rate_limited, "warn"),
+        "store_unavailable" | "shutting_down" => (t.notice_unavailable, "warn"),
         _ => return None,
     };
-    Some(Notice { text, kind })
+    Some(Notice {
+        text: text.to_owned(),
+        kind,
+    })
 }
 
 /// The query of the poll page: `transport`, `notice` and `choice`.
@@ -67,17 +73,24 @@ fn notice(code: &str) -> Option<Notice> {
 struct PageQuery {
     transport: Option<Transport>,
     notice: Option<Notice>,
-    choice: Option<u32>,
+    /// The options of the visitor's vote, after a form vote (`choice=0,2`).
+    choice: Vec<u32>,
 }
 
 impl PageQuery {
-    fn read(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Self {
+    fn read(query: Result<Query<Vec<(String, String)>>, QueryRejection>, t: &Text) -> Self {
         let mut q = PageQuery::default();
         for (name, value) in query.map(|Query(v)| v).unwrap_or_default() {
             match name.as_str() {
                 "transport" => q.transport = transport_named(&value),
-                "notice" => q.notice = notice(&value),
-                "choice" => q.choice = value.parse().ok(),
+                "notice" => q.notice = notice(t, &value),
+                "choice" => {
+                    q.choice = value
+                        .split(',')
+                        .take(MAX_OPTIONS)
+                        .filter_map(|c| c.parse().ok())
+                        .collect()
+                }
                 _ => {}
             }
         }
@@ -91,22 +104,28 @@ pub async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ui: Ui,
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let results = app.service.get(&id).await?;
-    let query = PageQuery::read(query);
+    // The counts as this visitor may see them (`after_vote`: once voted).
+    let voter = voter::known(&jar);
+    let viewer = app.service.viewer(&results, None, voter.as_ref()).await?;
+    let results = viewer.view(results);
+    let query = PageQuery::read(query, ui.t);
     let transport = query.transport.unwrap_or(Transport::Ws);
-    let mut page = PollPage::new(&results, query.choice);
+    let t = ui.t;
+    let mut page = PollPage::new(&results, &query.choice, ui);
     page.transport = transport.as_str();
     page.transport_chosen = query.transport.is_some();
     page.transports = TRANSPORTS
-        .iter()
-        .map(|(t, label)| TransportLink {
-            name: t.as_str(),
-            label,
-            current: *t == transport,
+        .into_iter()
+        .map(|tr| TransportLink {
+            name: tr.as_str(),
+            label: transport_label(t, tr),
+            current: tr == transport,
         })
         .collect();
     page.instance = app.instance.clone();
@@ -114,13 +133,30 @@ pub async fn show(
     Ok((voter_jar(jar, &headers), page).into_response())
 }
 
-/// Body of the form vote.
-#[derive(Debug, Deserialize)]
+/// Body of the form vote: one `option` (a vote button) or several
+/// (checkboxes of a multi-choice poll), the transport, the page's key.
+#[derive(Debug, Default)]
 pub struct VoteForm {
-    option: Option<String>,
+    options: Vec<String>,
     transport: Option<String>,
     /// The page's idempotency key; absent from forms of older pages.
     key: Option<String>,
+}
+
+impl VoteForm {
+    fn read(fields: Vec<(String, String)>) -> Self {
+        let mut form = VoteForm::default();
+        for (name, value) in fields {
+            match name.as_str() {
+                // Bounded: a crafted body cannot make a huge choice.
+                "option" if form.options.len() <= MAX_OPTIONS => form.options.push(value),
+                "transport" => form.transport = Some(value),
+                "key" => form.key = Some(value),
+                _ => {}
+            }
+        }
+        form
+    }
 }
 
 /// `POST /polls/{id}/vote`: votes, then `303 See Other` back to the page.
@@ -131,10 +167,11 @@ pub async fn vote(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     headers: HeaderMap,
-    form: Result<Form<VoteForm>, FormRejection>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
-    let Form(form) = form.map_err(|r| PageError(Error::BadRequest(r.body_text())))?;
+    let Form(fields) = form.map_err(|r| PageError(Error::BadRequest(r.body_text())))?;
+    let form = VoteForm::read(fields);
     let idempotency_key = form
         .key
         .as_deref()
@@ -147,10 +184,13 @@ pub async fn vote(
     if let Some(t) = form.transport.as_deref().and_then(transport_named) {
         back.push_str(&format!("transport={}&", t.as_str()));
     }
-    let Some(option) = form.option.as_deref().and_then(|o| o.trim().parse().ok()) else {
+    let options: Option<Vec<u32>> = form.options.iter().map(|o| o.trim().parse().ok()).collect();
+    let Some(choice) = options.and_then(|o| Choice::parse(&o).ok()) else {
         back.push_str("notice=option_not_found");
         return Ok((jar, Redirect::to(&back)).into_response());
     };
+    let chosen: Vec<String> = choice.options().iter().map(u32::to_string).collect();
+    let chosen = chosen.join(",");
     let client = app.vote_limiter.client_ip(peer, &headers);
     if let Err(e) = app.vote_limiter.check(client) {
         back.push_str(&format!("notice={}", e.code()));
@@ -158,12 +198,12 @@ pub async fn vote(
     }
     let vote = Vote {
         poll: id,
-        option,
+        choice,
         voter,
         idempotency_key,
     };
     match app.service.vote(vote).await {
-        Ok(_) => back.push_str(&format!("notice=voted&choice={option}")),
+        Ok(_) => back.push_str(&format!("notice=voted&choice={chosen}")),
         Err(Error::PollNotFound) => {
             return Ok((jar, PageError(Error::PollNotFound)).into_response());
         }
@@ -197,8 +237,10 @@ mod tests {
             },
             Error::IdempotencyKeyReused,
         ] {
-            assert!(notice(e.code()).is_some(), "{}", e.code());
+            for t in [&crate::pages::i18n::EN, &crate::pages::i18n::ZH] {
+                assert!(notice(t, e.code()).is_some(), "{}", e.code());
+            }
         }
-        assert!(notice("<script>").is_none());
+        assert!(notice(&crate::pages::i18n::EN, "<script>").is_none());
     }
 }

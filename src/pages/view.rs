@@ -7,13 +7,29 @@
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::poll::{IdempotencyKey, MAX_OPTIONS, MIN_OPTIONS, Results, VoteLimit};
+use super::i18n::fill;
+use super::ui::Ui;
+use crate::poll::{
+    IdempotencyKey, Invalid, MAX_OPTIONS, MIN_OPTIONS, PollId, Results, ResultsVisibility,
+    SettingsInput, VoteLimit,
+};
 
 /// The create form as typed, so a refused form comes back filled in.
 pub struct CreateForm {
     pub question: String,
     pub options: Vec<String>,
     pub unlimited: bool,
+    /// Most options one vote may choose, as typed (`1` = single choice).
+    pub max_choices: String,
+    pub allow_change: bool,
+    /// `always`, `after_vote` or `after_close`.
+    pub results: String,
+    /// `closes_at` as the `datetime-local` field had it (`2026-12-24T18:00`).
+    pub closes_at: String,
+    /// The browser's `getTimezoneOffset()` in minutes, which the script
+    /// fills in; without it `closes_at` is read as UTC.
+    pub tz_offset: Option<i32>,
+    pub listed: bool,
     /// Put the cursor in the last option field (after "add option").
     pub focus_last: bool,
 }
@@ -24,6 +40,12 @@ impl Default for CreateForm {
             question: String::new(),
             options: vec![String::new(); 3],
             unlimited: false,
+            max_choices: "1".into(),
+            allow_change: false,
+            results: "always".into(),
+            closes_at: String::new(),
+            tz_offset: None,
+            listed: false,
             focus_last: false,
         }
     }
@@ -40,10 +62,67 @@ impl CreateForm {
         self.options.len() > MIN_OPTIONS
     }
 
+    /// The settings as the API takes them: `closes_at` from the local time
+    /// typed and the browser's offset (UTC without one).
+    pub fn settings(&self) -> Result<SettingsInput, Invalid> {
+        let max_choices = self.max_choices.trim();
+        let max_choices = if max_choices.is_empty() {
+            None
+        } else {
+            Some(max_choices.parse::<u32>().map_err(|_| {
+                Invalid("max_choices must be from 1 to the number of options".into())
+            })?)
+        };
+        let results = ResultsVisibility::parse(&self.results).ok();
+        let closes_at = self.closes_at.trim();
+        let closes_at =
+            (!closes_at.is_empty()).then(|| local_to_rfc3339(closes_at, self.tz_offset));
+        Ok(SettingsInput {
+            max_choices,
+            allow_change: Some(self.allow_change),
+            results,
+            closes_at,
+            listed: Some(self.listed),
+        })
+    }
+
+    /// Whether "more settings" starts open: a setting differs from its default.
+    pub fn has_settings(&self) -> bool {
+        self.max_choices.trim() != "1"
+            || self.allow_change
+            || self.results != "always"
+            || !self.closes_at.is_empty()
+            || self.listed
+    }
+
+    /// `Option 3`, in the visitor's language.
+    pub fn option_label(&self, ui: &Ui, n: &usize) -> String {
+        fill(ui.t.option_n, &[("n", &n.to_string())])
+    }
+
+    /// `Remove option 3`.
+    pub fn remove_label(&self, ui: &Ui, n: &usize) -> String {
+        fill(ui.t.remove_option_n, &[("n", &n.to_string())])
+    }
+
     /// Whether field `index` gets `autofocus`: the one just added.
     pub fn focus(&self, index: &usize) -> bool {
         self.focus_last && *index + 1 == self.options.len()
     }
+}
+
+/// `2026-12-24T18:00` typed in a zone `offset_minutes` behind UTC (as
+/// `Date.getTimezoneOffset()` says) → `2026-12-24T18:00:00+08:00`.
+fn local_to_rfc3339(local: &str, offset_minutes: Option<i32>) -> String {
+    let with_seconds = if local.len() == 16 {
+        format!("{local}:00")
+    } else {
+        local.to_owned()
+    };
+    let east = -offset_minutes.unwrap_or(0).clamp(-18 * 60, 18 * 60);
+    let sign = if east < 0 { '-' } else { '+' };
+    let east = east.abs();
+    format!("{with_seconds}{sign}{:02}:{:02}", east / 60, east % 60)
 }
 
 /// One line of the recent polls list.
@@ -54,12 +133,13 @@ pub struct PollSummary {
     pub closed: bool,
 }
 
-impl From<&Results> for PollSummary {
-    fn from(r: &Results) -> Self {
+impl PollSummary {
+    /// The line for `r`, its count in the visitor's language.
+    pub fn new(r: &Results, ui: &Ui) -> Self {
         Self {
             id: r.id.clone(),
             question: r.question.clone(),
-            total: votes_text(r.total),
+            total: total_text(r, ui),
             closed: r.closed,
         }
     }
@@ -70,6 +150,7 @@ impl From<&Results> for PollSummary {
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
 pub struct HomePage {
+    pub ui: Ui,
     pub form: CreateForm,
     pub error: Option<String>,
     pub recent: Option<Vec<PollSummary>>,
@@ -81,6 +162,7 @@ pub struct HomePage {
 #[derive(Template, WebTemplate)]
 #[template(path = "created.html")]
 pub struct CreatedPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     /// The link to share.
@@ -88,6 +170,10 @@ pub struct CreatedPage {
     /// The poll's API address, for the close and delete examples.
     pub api_url: String,
     pub token: String,
+    /// The manage page's absolute address, the token in its fragment.
+    pub manage_url: String,
+    /// The same, relative, for the button.
+    pub manage_path: String,
 }
 
 /// One option of the poll page: its label, count, share and bar.
@@ -101,6 +187,48 @@ pub struct OptionRow {
     /// (`w-0` … `w-100`), since the CSP forbids inline style attributes.
     pub width: u8,
     pub chosen: bool,
+    /// The vote button's screen-reader tail: ` for Red`.
+    pub vote_for: String,
+}
+
+/// The rows of `results`, `choice` marked as the visitor's.
+pub fn option_rows(results: &Results, ui: &Ui, choice: &[u32]) -> Vec<OptionRow> {
+    results
+        .options
+        .iter()
+        .map(|o| {
+            let (votes, total) = (o.votes.unwrap_or(0), results.total.unwrap_or(0));
+            OptionRow {
+                id: o.id,
+                label: o.label.clone(),
+                votes: match o.votes {
+                    Some(n) => ui.votes(n),
+                    None => ui.t.hidden_count.to_owned(),
+                },
+                share: share_text(votes, total),
+                width: width_class(votes, total),
+                chosen: choice.contains(&o.id),
+                vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
+            }
+        })
+        .collect()
+}
+
+/// The total as shown: `1,117 votes`, or "hidden".
+pub fn total_text(results: &Results, ui: &Ui) -> String {
+    match results.total {
+        Some(n) => ui.votes(n),
+        None => ui.t.hidden_count.to_owned(),
+    }
+}
+
+/// Why the counts are not shown to this visitor, if they are not.
+pub fn hidden_because(results: &Results, ui: &Ui) -> Option<&'static str> {
+    let why = match results.results {
+        ResultsVisibility::AfterVote => ui.t.hidden_until_vote,
+        _ => ui.t.hidden_until_close,
+    };
+    results.results_hidden.then_some(why)
 }
 
 /// A transport the poll page can follow changes with.
@@ -112,7 +240,7 @@ pub struct TransportLink {
 
 /// A one-line message about the last action (e.g. after a form vote).
 pub struct Notice {
-    pub text: &'static str,
+    pub text: String,
     /// `ok` or `warn`: how the notice looks.
     pub kind: &'static str,
 }
@@ -121,12 +249,22 @@ pub struct Notice {
 #[derive(Template, WebTemplate)]
 #[template(path = "poll.html")]
 pub struct PollPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     pub closed: bool,
     pub one_per_voter: bool,
     pub version: u64,
     pub total: String,
+    /// Why counts are not shown (hidden until a vote or the close).
+    pub hidden: Option<&'static str>,
+    /// Most options one vote may choose; above 1 the page shows checkboxes.
+    pub max_choices: u32,
+    /// `Choose up to 3`.
+    pub choose_up_to: String,
+    pub allow_change: bool,
+    /// The page knows this visitor's choice (after a form vote).
+    pub voted: bool,
     pub options: Vec<OptionRow>,
     pub transport: &'static str,
     /// Whether the transport was asked for in the URL (kept across a form vote).
@@ -144,26 +282,23 @@ pub struct PollPage {
 
 impl PollPage {
     /// The view of `results` with `choice` marked as the visitor's vote.
-    pub fn new(results: &Results, choice: Option<u32>) -> Self {
-        let options = results
-            .options
-            .iter()
-            .map(|o| OptionRow {
-                id: o.id,
-                label: o.label.clone(),
-                votes: votes_text(o.votes),
-                share: share_text(o.votes, results.total),
-                width: width_class(o.votes, results.total),
-                chosen: choice == Some(o.id),
-            })
-            .collect();
+    pub fn new(results: &Results, choice: &[u32], ui: Ui) -> Self {
+        let options = option_rows(results, &ui, choice);
         Self {
             id: results.id.clone(),
             question: results.question.clone(),
             closed: results.closed,
             one_per_voter: results.vote_limit == VoteLimit::OnePerVoter,
             version: results.version,
-            total: votes_text(results.total),
+            total: total_text(results, &ui),
+            hidden: hidden_because(results, &ui),
+            max_choices: results.max_choices,
+            choose_up_to: fill(
+                ui.t.choose_up_to,
+                &[("n", &results.max_choices.to_string())],
+            ),
+            allow_change: results.allow_change,
+            voted: !choice.is_empty(),
             options,
             transport: "ws",
             transport_chosen: false,
@@ -172,6 +307,7 @@ impl PollPage {
             notice: None,
             vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
+            ui,
         }
     }
 }
@@ -189,6 +325,7 @@ pub struct LabPanel {
 #[derive(Template, WebTemplate)]
 #[template(path = "lab.html")]
 pub struct LabPage {
+    pub ui: Ui,
     pub id: String,
     pub question: String,
     pub instance: String,
@@ -203,13 +340,100 @@ pub struct LabPage {
     pub results_json: String,
 }
 
+/// `/polls/{id}/manage`: the host's page. The admin token is not in the
+/// address the server sees; `token` is only filled in the answer to the
+/// form (which had it in its body), so the next press needs no pasting.
+#[derive(Template, WebTemplate)]
+#[template(path = "manage.html")]
+pub struct ManagePage {
+    pub ui: Ui,
+    pub id: String,
+    pub question: String,
+    pub closed: bool,
+    pub deleted: bool,
+    pub version: u64,
+    pub total: String,
+    pub hidden: Option<&'static str>,
+    pub options: Vec<OptionRow>,
+    /// `bars.html` at its normal size.
+    pub big: bool,
+    /// The link to share.
+    pub poll_url: String,
+    pub token: String,
+    pub notice: Option<Notice>,
+    pub results_json: String,
+}
+
+impl ManagePage {
+    /// The page for `results`, the share link `poll_url`.
+    pub fn new(results: &Results, ui: Ui, poll_url: String) -> Self {
+        Self {
+            id: results.id.clone(),
+            question: results.question.clone(),
+            closed: results.closed,
+            deleted: false,
+            version: results.version,
+            total: total_text(results, &ui),
+            hidden: hidden_because(results, &ui),
+            options: option_rows(results, &ui, &[]),
+            big: false,
+            poll_url,
+            token: String::new(),
+            notice: None,
+            results_json: serde_json::to_string(results).expect("results always serialise"),
+            ui,
+        }
+    }
+
+    /// The page after the poll `id` was deleted from it: nothing to press.
+    pub fn deleted(id: &PollId, ui: Ui) -> Self {
+        Self {
+            id: id.to_string(),
+            question: ui.t.poll_deleted.to_owned(),
+            closed: true,
+            deleted: true,
+            version: 0,
+            total: String::new(),
+            hidden: None,
+            options: Vec::new(),
+            big: false,
+            poll_url: String::new(),
+            token: String::new(),
+            notice: None,
+            results_json: "null".into(),
+            ui,
+        }
+    }
+}
+
+/// `/polls/{id}/present`: the question, live bars, the count and the way
+/// in (link and QR code), for a projector or a phone held up.
+#[derive(Template, WebTemplate)]
+#[template(path = "present.html")]
+pub struct PresentPage {
+    pub ui: Ui,
+    pub id: String,
+    pub question: String,
+    pub closed: bool,
+    pub total: String,
+    pub hidden: Option<&'static str>,
+    pub options: Vec<OptionRow>,
+    pub big: bool,
+    /// The link to join, in full and as shown (without the scheme).
+    pub poll_url: String,
+    pub poll_url_shown: String,
+    pub results_json: String,
+}
+
 /// Any page-level failure: not found, unavailable, refused.
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
+    pub ui: Ui,
+    /// `Error 404`.
+    pub eyebrow: String,
     pub title: &'static str,
     pub message: String,
-    pub status: u16,
 }
 
 /// `1117` → `1,117`; the script formats the same way (`en-US`).
@@ -223,12 +447,6 @@ pub fn group_thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `1 vote`, `1,117 votes`.
-pub fn votes_text(n: u64) -> String {
-    let unit = if n == 1 { "vote" } else { "votes" };
-    format!("{} {unit}", group_thousands(n))
 }
 
 fn share(votes: u64, total: u64) -> f64 {
@@ -261,11 +479,26 @@ mod tests {
     }
 
     #[test]
+    fn local_times_get_the_browsers_offset() {
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", Some(-480)),
+            "2026-12-24T18:00:00+08:00"
+        );
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", Some(300)),
+            "2026-12-24T18:00:00-05:00"
+        );
+        assert_eq!(
+            local_to_rfc3339("2026-12-24T18:00", None),
+            "2026-12-24T18:00:00+00:00"
+        );
+    }
+
+    #[test]
     fn shares_have_one_decimal_and_survive_zero_total() {
         assert_eq!(share_text(0, 0), "0.0");
         assert_eq!(share_text(600, 1100), "54.5");
         assert_eq!(width_class(600, 1100), 55);
         assert_eq!(width_class(1, 1), 100);
-        assert_eq!(votes_text(1), "1 vote");
     }
 }

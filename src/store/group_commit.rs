@@ -164,7 +164,7 @@ mod tests {
     fn vote(poll: &PollId) -> Vote {
         Vote {
             poll: poll.clone(),
-            option: 0,
+            choice: crate::poll::Choice::one(0),
             voter: VoterId::generate(),
             idempotency_key: None,
         }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CreatePoll, Store, Unavailable, Vote, VoteError};
-use crate::poll::{PollId, PollText, Results, VoteLimit};
+use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError};
+use crate::poll::{
+    Choice, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId, now_ms,
+};
 
 /// A poll as kept in memory.
 struct Record {
@@ -26,7 +28,9 @@ struct Record {
     /// Creation order, to list newest first even within one millisecond.
     seq: u64,
     admin_token_sha256: String,
-    voters: std::collections::HashSet<String>,
+    /// Voter → their current choice: kept for one-per-voter polls (the
+    /// rule, and what a change replaces) and `after_vote` ones (who sees).
+    voters: HashMap<String, Choice>,
     /// Idempotency key → the outcome of the vote made with it.
     idempotency: HashMap<String, FirstOutcome>,
     /// Table size at which expired records are next swept (doubles, so
@@ -39,7 +43,7 @@ struct Record {
 /// What an idempotency key replays: the counts and version right after its
 /// vote (the poll's text never changes, so it is not copied per record).
 struct FirstOutcome {
-    option: u32,
+    choice: Choice,
     version: u64,
     counts: Box<[u64]>,
     expires: Instant,
@@ -61,6 +65,22 @@ impl Record {
 impl Record {
     fn is_live(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
+    }
+
+    /// Closes the poll once its `closes_at` has passed (the same close as
+    /// an admin's: version +1). True when it is closed now.
+    fn close_if_due(&mut self, wall_ms: u64) -> bool {
+        if !self.closed && self.text.settings.is_past_close(wall_ms) {
+            self.closed = true;
+            self.version += 1;
+        }
+        self.closed
+    }
+
+    /// Whether votes of this poll are remembered per voter.
+    fn records_voters(&self) -> bool {
+        self.text.vote_limit == VoteLimit::OnePerVoter
+            || self.text.settings.results == ResultsVisibility::AfterVote
     }
 }
 
@@ -119,6 +139,37 @@ impl MemoryStore {
         self.poll_ttl.map(|ttl| now + ttl)
     }
 
+    /// Applies the voter rule: records `choice` as `voter`'s and returns
+    /// the choice it replaces (allow_change), or refuses a second vote.
+    fn replace_choice(
+        &self,
+        record: &mut Record,
+        voter: &VoterId,
+        choice: &Choice,
+    ) -> Result<Option<Choice>, VoteError> {
+        if !record.records_voters() {
+            return Ok(None);
+        }
+        let one_per_voter = record.text.vote_limit == VoteLimit::OnePerVoter;
+        match record.voters.get_mut(voter.as_str()) {
+            Some(_) if one_per_voter && !record.text.settings.allow_change => {
+                Err(VoteError::AlreadyVoted)
+            }
+            Some(current) if one_per_voter => Ok(Some(std::mem::replace(current, choice.clone()))),
+            Some(current) => {
+                // Unlimited after_vote: only remembered as having voted.
+                *current = choice.clone();
+                Ok(None)
+            }
+            None => {
+                record
+                    .voters
+                    .insert(voter.as_str().to_owned(), choice.clone());
+                Ok(None)
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Polls> {
         // A panic while holding the lock cannot leave a record half-updated
         // (every mutation is a few infallible assignments), so poisoning is
@@ -143,12 +194,7 @@ impl Store for MemoryStore {
         let mut counts = c.initial_counts.clone();
         counts.resize(c.poll.options.len(), 0);
         let record = Record {
-            text: PollText {
-                question: c.poll.question.clone(),
-                labels: c.poll.options.clone(),
-                vote_limit: c.poll.vote_limit,
-                created_at_ms: c.created_at_ms,
-            },
+            text: PollText::of(&c.poll, c.created_at_ms),
             closed: false,
             version: 0,
             counts,
@@ -165,14 +211,20 @@ impl Store for MemoryStore {
     }
 
     async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable> {
-        Ok(self.lock().live(id, Instant::now()).map(|r| r.results(id)))
+        Ok(self.lock().live(id, Instant::now()).map(|r| {
+            r.close_if_due(now_ms());
+            r.results(id)
+        }))
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable> {
         let polls = self.lock();
         let now = Instant::now();
-        let mut all: Vec<(&PollId, &Record)> =
-            polls.by_id.iter().filter(|(_, r)| r.is_live(now)).collect();
+        let mut all: Vec<(&PollId, &Record)> = polls
+            .by_id
+            .iter()
+            .filter(|(_, r)| r.is_live(now) && r.text.settings.listed)
+            .collect();
         all.sort_by_key(|(_, r)| std::cmp::Reverse((r.text.created_at_ms, r.seq)));
         Ok(all
             .into_iter()
@@ -186,31 +238,44 @@ impl Store for MemoryStore {
         let expires = self.expiry(now);
         let mut polls = self.lock();
         let record = polls.live(&v.poll, now).ok_or(VoteError::PollNotFound)?;
-        // Same order as the Redis script: poll, closed, option, key, voter.
-        if record.closed {
+        // Same order as the Redis script: poll, closed (flag or deadline),
+        // options, key, voter.
+        if record.close_if_due(now_ms()) {
             return Err(VoteError::PollClosed);
         }
-        let option = v.option as usize;
-        if option >= record.counts.len() {
+        if v.choice
+            .options()
+            .iter()
+            .any(|&o| o as usize >= record.counts.len())
+        {
             return Err(VoteError::OptionNotFound);
+        }
+        let max_choices = record.text.settings.max_choices;
+        if v.choice.len() > max_choices as usize {
+            return Err(VoteError::TooManyChoices(max_choices));
         }
         if let Some(key) = &v.idempotency_key
             && let Some(first) = record.idempotency.get(key.as_str())
             && first.expires > now
         {
-            return if first.option == v.option {
+            return if first.choice == v.choice {
                 // A vote only counts on an open poll: its outcome was open.
                 Ok(record.results_with(&v.poll, false, first.version, &first.counts))
             } else {
                 Err(VoteError::IdempotencyKeyReused)
             };
         }
-        if record.text.vote_limit == VoteLimit::OnePerVoter
-            && !record.voters.insert(v.voter.as_str().to_owned())
-        {
-            return Err(VoteError::AlreadyVoted);
+        let previous = self.replace_choice(record, &v.voter, &v.choice)?;
+        if previous.as_ref() == Some(&v.choice) {
+            // The same choice again: nothing changes.
+            return Ok(record.results(&v.poll));
         }
-        record.counts[option] += 1;
+        for &o in previous.iter().flat_map(Choice::options) {
+            record.counts[o as usize] -= 1;
+        }
+        for &o in v.choice.options() {
+            record.counts[o as usize] += 1;
+        }
         record.version += 1;
         record.expires = expires;
         let results = record.results(&v.poll);
@@ -220,7 +285,7 @@ impl Store for MemoryStore {
                 record.sweep_at = (record.idempotency.len() * 2).max(MIN_SWEEP);
             }
             let first = FirstOutcome {
-                option: v.option,
+                choice: v.choice.clone(),
                 version: record.version,
                 counts: record.counts.clone().into_boxed_slice(),
                 expires: now + self.idempotency_ttl,
@@ -228,6 +293,31 @@ impl Store for MemoryStore {
             record.idempotency.insert(key.as_str().to_owned(), first);
         }
         Ok(results)
+    }
+
+    async fn reopen(&self, id: &PollId) -> Result<Reopened, Unavailable> {
+        let now = Instant::now();
+        let expires = self.expiry(now);
+        let mut polls = self.lock();
+        let Some(record) = polls.live(id, now) else {
+            return Ok(Reopened::NotFound);
+        };
+        if record.close_if_due(now_ms()) && record.text.settings.is_past_close(now_ms()) {
+            return Ok(Reopened::PastClosesAt);
+        }
+        if record.closed {
+            record.closed = false;
+            record.version += 1;
+            record.expires = expires;
+        }
+        Ok(Reopened::Open(record.results(id)))
+    }
+
+    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable> {
+        Ok(self
+            .lock()
+            .live(id, Instant::now())
+            .is_some_and(|r| r.voters.contains_key(voter.as_str())))
     }
 
     async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {
@@ -244,7 +334,7 @@ impl Store for MemoryStore {
         let Some(record) = polls.live(id, now) else {
             return Ok(None);
         };
-        if !record.closed {
+        if !record.close_if_due(now_ms()) {
             record.closed = true;
             record.version += 1;
             record.expires = expires;

@@ -11,7 +11,7 @@ pub mod redis;
 
 use async_trait::async_trait;
 
-use crate::poll::{IdempotencyKey, NewPoll, PollId, Results, VoterId};
+use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
 
 /// The store could not be reached in time; the request may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,7 +33,8 @@ pub struct CreatePoll {
 #[derive(Debug, Clone)]
 pub struct Vote {
     pub poll: PollId,
-    pub option: u32,
+    /// The chosen options: one, or up to the poll's `max_choices`.
+    pub choice: Choice,
     pub voter: VoterId,
     pub idempotency_key: Option<IdempotencyKey>,
 }
@@ -47,6 +48,9 @@ pub enum VoteError {
     PollClosed,
     #[error("option not found")]
     OptionNotFound,
+    /// More options than the poll's `max_choices` (carried here).
+    #[error("this poll takes at most {0} choices")]
+    TooManyChoices(u32),
     #[error("this voter has already voted on this poll")]
     AlreadyVoted,
     #[error("idempotency key was already used for another option")]
@@ -62,11 +66,22 @@ impl VoteError {
             VoteError::PollNotFound => "poll_not_found",
             VoteError::PollClosed => "poll_closed",
             VoteError::OptionNotFound => "option_not_found",
+            VoteError::TooManyChoices(_) => "too_many_choices",
             VoteError::AlreadyVoted => "already_voted",
             VoteError::IdempotencyKeyReused => "idempotency_key_reused",
             VoteError::Unavailable(_) => "store_unavailable",
         }
     }
+}
+
+/// What reopening a poll came to.
+#[derive(Debug, Clone)]
+pub enum Reopened {
+    /// Open (again, or still): its results.
+    Open(Results),
+    /// Its `closes_at` has passed: it stays closed.
+    PastClosesAt,
+    NotFound,
 }
 
 /// What every backend provides. Each method is atomic on its own: no reader
@@ -76,10 +91,13 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the poll unless its id is taken; `Ok(None)` when it was.
     async fn create(&self, poll: &CreatePoll) -> Result<Option<Results>, Unavailable>;
 
-    /// The current results, or `None` for an unknown poll.
+    /// The current results, or `None` for an unknown poll. A poll past its
+    /// `closes_at` is closed by this read (once; any later read finds it
+    /// closed), so every instance may perform the close.
     async fn get(&self, id: &PollId) -> Result<Option<Results>, Unavailable>;
 
-    /// The newest polls first, closed ones included.
+    /// The newest listed polls first (created with `listed`, and the demo
+    /// poll), closed ones included.
     async fn list(&self, limit: usize) -> Result<Vec<Results>, Unavailable>;
 
     /// Counts a vote (or replays the outcome of an earlier one with the same
@@ -91,6 +109,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the poll (a no-op when already closed); `None` when unknown.
     async fn close(&self, id: &PollId) -> Result<Option<Results>, Unavailable>;
+
+    /// Opens a closed poll again unless its `closes_at` has passed; a no-op
+    /// on an open poll.
+    async fn reopen(&self, id: &PollId) -> Result<Reopened, Unavailable>;
+
+    /// Whether `voter` has a vote on record on this poll. Recorded for
+    /// one-per-voter polls and for `after_vote` polls; `false` otherwise.
+    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable>;
 
     /// Deletes the poll and tells its followers; `false` when unknown.
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable>;

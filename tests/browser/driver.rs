@@ -102,17 +102,23 @@ impl Driver {
 
     /// A new browser session with JavaScript on.
     pub async fn page(&self) -> Page {
-        self.session(true).await
+        self.session(true, "en-US").await
+    }
+
+    /// A new browser session whose language (and so `Accept-Language`)
+    /// is `lang`, e.g. `zh-CN`.
+    pub async fn page_in(&self, lang: &str) -> Page {
+        self.session(true, lang).await
     }
 
     /// A new browser session with JavaScript switched off in its settings,
     /// as a visitor who blocks scripts has it.
     pub async fn page_without_js(&self) -> Page {
-        self.session(false).await
+        self.session(false, "en-US").await
     }
 
-    async fn session(&self, javascript: bool) -> Page {
-        let caps = capabilities(javascript);
+    async fn session(&self, javascript: bool, lang: &str) -> Page {
+        let caps = capabilities(javascript, lang);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = within(
             "browser session to start",
@@ -140,8 +146,8 @@ impl Drop for Driver {
     }
 }
 
-fn capabilities(javascript: bool) -> Capabilities {
-    let mut prefs = json!({});
+fn capabilities(javascript: bool, lang: &str) -> Capabilities {
+    let mut prefs = json!({"intl.accept_languages": lang});
     if !javascript {
         prefs["profile.managed_default_content_settings.javascript"] = json!(2);
     }
@@ -159,7 +165,7 @@ fn capabilities(javascript: bool) -> Capabilities {
                 "--disable-extensions",
                 "--no-first-run",
                 "--hide-scrollbars",
-                "--lang=en-US",
+                format!("--lang={lang}"),
                 // Bars jump to their width: screenshots and geometry are final.
                 "--force-prefers-reduced-motion",
             ],

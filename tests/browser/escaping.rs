@@ -40,7 +40,7 @@ async fn html_and_script_in_polls_show_as_text_and_never_run() {
     let created = app
         .post_json(
             "/api/polls",
-            &json!({"question": QUESTION, "options": OPTIONS, "vote_limit": "unlimited"}),
+            &json!({"question": QUESTION, "options": OPTIONS, "vote_limit": "unlimited", "listed": true}),
         )
         .await;
     assert_eq!(created.status(), 201);

@@ -69,7 +69,7 @@ document.querySelectorAll('main *').forEach(function (e) {
   if (own && parseFloat(style.fontSize) < 12) problems.push('text under 12px: ' + e.textContent.trim().slice(0, 40));
   const clipped = scrolls(e.parentElement) || !e.checkVisibility({contentVisibilityAuto: true});
   if (!clipped && (r.left < -0.5 || r.right > width + 0.5)) problems.push('off screen: <' + e.tagName.toLowerCase() + ' class=' + e.className + '> ' + Math.round(r.left) + '..' + Math.round(r.right));
-  if (e.matches('button, a.button, input:not([type=radio]), textarea, label.choice') && r.height < 36) problems.push('control under 36px high: ' + (e.textContent.trim() || e.name || e.id));
+  if (e.matches('button, a.button, input:not([type=radio]):not([type=checkbox]):not([type=hidden]), textarea, label.choice') && r.height < 36) problems.push('control under 36px high: ' + (e.textContent.trim() || e.name || e.id));
 });
 return problems;
 "#;

@@ -110,6 +110,20 @@ impl Page {
         .await;
     }
 
+    /// Waits (up to `bound`) until the bars inside `root` show `counts`.
+    pub async fn wait_counts_in(&self, root: &str, counts: &[u64], bound: Duration) {
+        let expected: Vec<String> = counts.iter().map(|&n| votes_text(n)).collect();
+        self.wait_until(
+            &format!("{root} to show {expected:?}"),
+            bound,
+            "const shown = Array.from(document.querySelectorAll(arguments[1] + ' [data-votes]'), \
+               function (e) { return e.textContent.trim(); }); \
+             return JSON.stringify(shown) === JSON.stringify(arguments[0]);",
+            vec![json!(expected), json!(root)],
+        )
+        .await;
+    }
+
     /// Asserts the whole results view agrees with `counts`: numbers,
     /// percentages, bar widths, ARIA values, total and `version`.
     pub async fn assert_shows(&self, counts: &[u64], version: u64) {

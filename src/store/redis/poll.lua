@@ -12,14 +12,20 @@
 -- KEYS[1] poll hash      PREFIX:poll:{ID}
 -- KEYS[2] votes hash     PREFIX:poll:{ID}:votes     option index -> count
 -- KEYS[3] version        PREFIX:poll:{ID}:version
--- KEYS[4] voters set     PREFIX:poll:{ID}:voters
+-- KEYS[4] voters         PREFIX:poll:{ID}:voters    set of voter ids, or (allow_change
+--                        polls) hash voter id -> choice ("0+2")
 -- KEYS[5..] idempotency  PREFIX:poll:{ID}:idem:{KEY} (`vote` only, one per keyed vote)
--- ARGV[1] operation: read | create | vote | close | delete
+-- ARGV[1] operation: read | create | vote | close | reopen | voted | delete
 -- ARGV[2] poll id, ARGV[3] the poll's changes channel,
 -- ARGV[4] poll TTL in milliseconds (0: polls never expire),
 -- ARGV[5] the caller's clock (unix ms); more per operation.
 --
 -- Replies are {"ok", …} or {"err", code}.
+--
+-- A poll with `closes_at` (unix ms, in the poll hash) is closed from that
+-- instant by Redis's own clock (TIME): the first operation that finds it
+-- past (a vote, a read, an instance's timer) closes it like an admin would,
+-- version +1 and one publish; every later one finds it closed.
 
 local poll_key, votes_key, version_key, voters_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local op, id, channel = ARGV[1], ARGV[2], ARGV[3]
@@ -73,38 +79,83 @@ local function state_reply(created_at, version, closed, counts)
   return reply
 end
 
+-- Redis's clock in unix milliseconds (scripts replicate their effects,
+-- so TIME is allowed before writes).
+local function server_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Closes the poll if its closes_at has passed and it is still open.
+-- Returns whether it is closed now, and the version (nil: unchanged).
+local function close_if_due(created_at, closed, closes_at)
+  if closed then
+    return true
+  end
+  if not closes_at or closes_at == '' or server_now_ms() < tonumber(closes_at) then
+    return false
+  end
+  redis.call('HSET', poll_key, 'closed', '1')
+  local version = redis.call('INCR', version_key)
+  publish(created_at, version, true, counts_of(redis.call('HLEN', votes_key)))
+  return true, version
+end
+
+-- The option indexes of a choice "0+2", 1-based, or nil when one is past n.
+local function options_of(choice, n)
+  local list = {}
+  for o in string.gmatch(choice, '%d+') do
+    local index = tonumber(o) + 1
+    if index > n then
+      return nil
+    end
+    list[#list + 1] = index
+  end
+  return list
+end
+
 local ops = {}
 
 -- ARGV[6] the created_at the caller has cached the text of ('' for none).
 -- The reply is the state, then question, options JSON and vote_limit when
 -- the cached text is missing or belongs to an earlier poll of this id.
+-- The text is question, options, vote_limit, max_choices, allow_change,
+-- results, closes_at, listed ('' for a field the poll lacks).
 function ops.read()
-  local p = redis.call('HMGET', poll_key, 'created_at', 'closed')
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at')
   if not p[1] then
     return { 'err', 'poll_not_found' }
   end
+  local closed = close_if_due(p[1], p[2] == '1', p[3])
   local version = tonumber(redis.call('GET', version_key)) or 0
-  local reply = state_reply(p[1], version, p[2] == '1', counts_of(redis.call('HLEN', votes_key)))
+  local reply = state_reply(p[1], version, closed, counts_of(redis.call('HLEN', votes_key)))
   if p[1] ~= ARGV[6] then
-    local text = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit')
-    reply[#reply + 1] = text[1]
-    reply[#reply + 1] = text[2]
-    reply[#reply + 1] = text[3]
+    local text = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit',
+      'max_choices', 'allow_change', 'results', 'closes_at', 'listed')
+    for i = 1, 8 do
+      reply[#reply + 1] = text[i] or ''
+    end
   end
   return reply
 end
 
 -- ARGV[6] question, [7] options (JSON array of labels), [8] vote_limit,
--- [9] created_at (unix ms), [10] admin_token_sha256, [11..] initial counts.
+-- [9] created_at (unix ms), [10] admin_token_sha256, [11] max_choices,
+-- [12] allow_change (0/1), [13] results, [14] closes_at (unix ms, '' for
+-- none), [15] listed (0/1), [16..] initial counts.
 function ops.create()
   if redis.call('EXISTS', poll_key) == 1 then
     return { 'err', 'exists' }
   end
   redis.call('HSET', poll_key, 'question', ARGV[6], 'options', ARGV[7], 'vote_limit', ARGV[8],
-    'closed', '0', 'created_at', ARGV[9], 'admin_token_sha256', ARGV[10])
+    'closed', '0', 'created_at', ARGV[9], 'admin_token_sha256', ARGV[10],
+    'max_choices', ARGV[11], 'allow_change', ARGV[12], 'results', ARGV[13], 'listed', ARGV[15])
+  if ARGV[14] ~= '' then
+    redis.call('HSET', poll_key, 'closes_at', ARGV[14])
+  end
   local fields = {}
-  for i = 11, #ARGV do
-    fields[#fields + 1] = i - 11
+  for i = 16, #ARGV do
+    fields[#fields + 1] = i - 16
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', votes_key, unpack(fields))
@@ -117,25 +168,34 @@ end
 -- ARGV[6] idempotency record TTL (seconds), ARGV[7] the created_at and
 -- ARGV[8] the option count of the poll as the caller knows it (saves an
 -- HLEN when they are still true), ARGV[9] number of votes, then three per
--- vote: option index, voter id, index into KEYS of its idempotency key
--- (0: none).
+-- vote: choice ("0" or "0+2": distinct, ascending), voter id, index into
+-- KEYS of its idempotency key (0: none).
 --
 -- The reply is the state BEFORE the batch, then one status per vote:
 --   '+'           counted (the caller replays the counts forward),
+--   '+CHOICE'     counted, replacing the voter's earlier CHOICE (allow_change),
+--   '~'           the voter's choice already (allow_change): nothing changed,
 --   '=RECORD'     replayed: the record of the key's first outcome,
---   an error code refused (option_not_found, already_voted, idempotency_key_reused).
--- An idempotency record is "created_at,option,version,count0,count1,…": the
+--   an error code refused (option_not_found, too_many_choices, already_voted,
+--                 idempotency_key_reused).
+-- An idempotency record is "created_at,choice,version,count0,count1,…": the
 -- outcome of the vote without the poll's text. One publish per batch.
 function ops.vote()
-  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'vote_limit', 'touched_at')
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'vote_limit', 'touched_at',
+    'max_choices', 'allow_change', 'results', 'closes_at')
   local created_at = p[1]
   if not created_at then
     return { 'err', 'poll_not_found' }
   end
-  if p[2] == '1' then
+  if close_if_due(created_at, p[2] == '1', p[8]) then
     return { 'err', 'poll_closed' }
   end
   local one_per_voter = p[3] == 'one_per_voter'
+  local max_choices = tonumber(p[5]) or 1
+  local allow_change = one_per_voter and p[6] == '1'
+  -- Voters are remembered for the one-per-voter rule and for after_vote
+  -- visibility; unlimited after_vote polls only remember that they voted.
+  local record_voters = one_per_voter or p[7] == 'after_vote'
   local idem_ttl = ARGV[6]
   local n = created_at == ARGV[7] and tonumber(ARGV[8]) or redis.call('HLEN', votes_key)
   local version = tonumber(redis.call('GET', version_key)) or 0
@@ -145,34 +205,56 @@ function ops.vote()
   local counted, new_voters = 0, false
   for v = 1, tonumber(ARGV[9]) do
     local at = 7 + 3 * v
-    local option, voter, key_at = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
-    local index = tonumber(option) + 1
+    local choice, voter, key_at = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+    local chosen = options_of(choice, n)
     local status
-    if index > n then
+    if not chosen then
       status = 'option_not_found'
+    elseif #chosen > max_choices then
+      status = 'too_many_choices'
     else
       local stored = key_at > 0 and redis.call('GET', KEYS[key_at])
-      local first_option
+      local first_choice
       if stored then
         -- A record left by a deleted poll of the same id does not count.
-        local first_created, opt = string.match(stored, '^(%d+),(%d+),')
+        local first_created, c = string.match(stored, '^(%d+),([%d+]+),')
         if first_created == created_at then
-          first_option = opt
+          first_choice = c
         end
       end
-      if first_option then
-        status = first_option == option and ('=' .. stored) or 'idempotency_key_reused'
-      elseif one_per_voter and redis.call('SADD', voters_key, voter) == 0 then
+      local previous
+      if first_choice then
+        status = first_choice == choice and ('=' .. stored) or 'idempotency_key_reused'
+      elseif allow_change then
+        previous = redis.call('HGET', voters_key, voter)
+        if previous == choice then
+          status = '~'
+        else
+          redis.call('HSET', voters_key, voter, choice)
+          new_voters = true
+        end
+      elseif record_voters and redis.call('SADD', voters_key, voter) == 0 and one_per_voter then
         status = 'already_voted'
       else
-        new_voters = new_voters or one_per_voter
-        counts[index] = counts[index] + 1
-        added[index] = (added[index] or 0) + 1
+        new_voters = new_voters or record_voters
+      end
+      if not status then
+        status = '+'
+        if previous then
+          status = '+' .. previous
+          for _, index in ipairs(options_of(previous, n) or {}) do
+            counts[index] = counts[index] - 1
+            added[index] = (added[index] or 0) - 1
+          end
+        end
+        for _, index in ipairs(chosen) do
+          counts[index] = counts[index] + 1
+          added[index] = (added[index] or 0) + 1
+        end
         version = version + 1
         counted = counted + 1
-        status = '+'
         if key_at > 0 then
-          redis.call('SET', KEYS[key_at], created_at .. ',' .. option .. ',' .. version .. ','
+          redis.call('SET', KEYS[key_at], created_at .. ',' .. choice .. ',' .. version .. ','
             .. table.concat(counts, ','), 'EX', idem_ttl)
         end
       end
@@ -181,13 +263,15 @@ function ops.vote()
   end
   if counted > 0 then
     for index, k in pairs(added) do
-      redis.call('HINCRBY', votes_key, index - 1, k)
+      if k ~= 0 then
+        redis.call('HINCRBY', votes_key, index - 1, k)
+      end
     end
     -- INCRBY, not SET: a SET would drop the key's TTL.
     redis.call('INCRBY', version_key, counted)
     publish(created_at, version, false, counts)
     if not touch(p[4]) and new_voters and ttl_ms > 0 then
-      -- The voters set may be new: it must not outlive the poll.
+      -- The voters record may be new: it must not outlive the poll.
       redis.call('PEXPIRE', voters_key, ttl_ms)
     end
   end
@@ -196,12 +280,12 @@ end
 
 -- Closing a closed poll changes nothing and publishes nothing.
 function ops.close()
-  local p = redis.call('HMGET', poll_key, 'created_at', 'closed')
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at')
   if not p[1] then
     return { 'err', 'poll_not_found' }
   end
   local counts = counts_of(redis.call('HLEN', votes_key))
-  if p[2] == '1' then
+  if close_if_due(p[1], p[2] == '1', p[3]) then
     return state_reply(p[1], tonumber(redis.call('GET', version_key)) or 0, true, counts)
   end
   redis.call('HSET', poll_key, 'closed', '1')
@@ -209,6 +293,40 @@ function ops.close()
   publish(p[1], version, true, counts)
   touch(nil)
   return state_reply(p[1], version, true, counts)
+end
+
+-- Opens a closed poll again; a no-op on an open one. A poll past its
+-- closes_at stays closed ('past_closes_at').
+function ops.reopen()
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at')
+  if not p[1] then
+    return { 'err', 'poll_not_found' }
+  end
+  local counts = counts_of(redis.call('HLEN', votes_key))
+  if p[3] and server_now_ms() >= tonumber(p[3]) then
+    close_if_due(p[1], p[2] == '1', p[3])
+    return { 'err', 'past_closes_at' }
+  end
+  if p[2] ~= '1' then
+    return state_reply(p[1], tonumber(redis.call('GET', version_key)) or 0, false, counts)
+  end
+  redis.call('HSET', poll_key, 'closed', '0')
+  local version = redis.call('INCR', version_key)
+  publish(p[1], version, false, counts)
+  touch(nil)
+  return state_reply(p[1], version, false, counts)
+end
+
+-- ARGV[6] a voter id: {'ok', 1} when the poll has a vote of theirs on
+-- record (voters set or hash), else {'ok', 0}.
+function ops.voted()
+  local kind = redis.call('TYPE', voters_key).ok
+  if kind == 'hash' then
+    return { 'ok', redis.call('HEXISTS', voters_key, ARGV[6]) }
+  elseif kind == 'set' then
+    return { 'ok', redis.call('SISMEMBER', voters_key, ARGV[6]) }
+  end
+  return { 'ok', 0 }
 end
 
 -- Idempotency records are left to expire: they cannot be found without a

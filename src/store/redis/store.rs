@@ -30,9 +30,12 @@ use serde::Deserialize;
 
 use super::connection::Connection;
 use crate::config::Config;
-use crate::poll::{IdempotencyKey, PollId, PollText, Results, VoteLimit};
+use crate::poll::{
+    Choice, IdempotencyKey, PollId, PollSettings, PollText, Results, ResultsVisibility, VoteLimit,
+    VoterId,
+};
 use crate::store::group_commit::{BatchVoter, GroupCommit};
-use crate::store::{CreatePoll, Store, Unavailable, Vote, VoteError};
+use crate::store::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.
@@ -50,7 +53,8 @@ impl Keys {
     }
 
     /// The poll hash: question, options, vote_limit, closed, created_at,
-    /// admin_token_sha256.
+    /// admin_token_sha256, max_choices, allow_change, results, closes_at,
+    /// listed.
     pub fn poll(&self, id: &PollId) -> String {
         format!("{}:poll:{{{}}}", self.prefix, id)
     }
@@ -65,7 +69,8 @@ impl Keys {
         format!("{}:version", self.poll(id))
     }
 
-    /// The set of voters of a one-per-voter poll.
+    /// Who voted: a set of voter ids (one-per-voter and `after_vote`
+    /// polls), or a hash voter id → choice (`allow_change` polls).
     pub fn voters(&self, id: &PollId) -> String {
         format!("{}:voters", self.poll(id))
     }
@@ -332,11 +337,13 @@ impl Core {
                     .map_err(|e| Unavailable(format!("unreadable options in Redis: {e}")))?;
                 let vote_limit =
                     VoteLimit::parse(&fields.string()?).map_err(|e| Unavailable(e.0))?;
+                let settings = read_settings(&mut fields)?;
                 let text = Arc::new(PollText {
                     question,
                     labels,
                     vote_limit,
                     created_at_ms: state.created_at,
+                    settings,
                 });
                 self.texts.insert(id.clone(), Arc::clone(&text));
                 text
@@ -362,6 +369,34 @@ impl Core {
         self.read(id).await?;
         Ok(self.text(id, created_at))
     }
+}
+
+/// The poll's settings as `read` returns them; '' (a poll created before
+/// the field existed) reads as the default.
+fn read_settings(fields: &mut Fields) -> Result<PollSettings, Unavailable> {
+    let default = PollSettings::default();
+    let max_choices = fields.string()?;
+    let allow_change = fields.string()?;
+    let results = fields.string()?;
+    let closes_at = fields.string()?;
+    let listed = fields.string()?;
+    let bad = |what: &str| Unavailable(format!("unreadable {what} in Redis"));
+    Ok(PollSettings {
+        max_choices: match max_choices.as_str() {
+            "" => default.max_choices,
+            s => s.parse().map_err(|_| bad("max_choices"))?,
+        },
+        allow_change: allow_change == "1",
+        results: match results.as_str() {
+            "" => ResultsVisibility::Always,
+            s => ResultsVisibility::parse(s).map_err(|_| bad("results"))?,
+        },
+        closes_at_ms: match closes_at.as_str() {
+            "" => None,
+            s => Some(s.parse().map_err(|_| bad("closes_at"))?),
+        },
+        listed: listed == "1",
+    })
 }
 
 impl Core {
@@ -433,11 +468,12 @@ impl Fields {
 }
 
 /// A refusal code from the script as the store's error.
-fn vote_error(code: &str) -> VoteError {
+fn vote_error(code: &str, text: Option<&PollText>) -> VoteError {
     match code {
         "poll_not_found" => VoteError::PollNotFound,
         "poll_closed" => VoteError::PollClosed,
         "option_not_found" => VoteError::OptionNotFound,
+        "too_many_choices" => VoteError::TooManyChoices(text.map_or(1, |t| t.settings.max_choices)),
         "already_voted" => VoteError::AlreadyVoted,
         "idempotency_key_reused" => VoteError::IdempotencyKeyReused,
         other => VoteError::Unavailable(Unavailable(format!("unexpected refusal {other:?}"))),
@@ -472,7 +508,7 @@ impl BatchVoter for Core {
         call.arg(votes.len());
         let mut keyed = 4;
         for vote in votes {
-            call.arg(vote.option).arg(vote.voter.as_str());
+            call.arg(vote.choice.encode()).arg(vote.voter.as_str());
             match &vote.idempotency_key {
                 Some(key) => {
                     keyed += 1;
@@ -485,7 +521,7 @@ impl BatchVoter for Core {
         }
         let mut fields = match self.invoke(&call).await {
             Ok(Ok(fields)) => fields,
-            Ok(Err(code)) => return all(vote_error(&code)),
+            Ok(Err(code)) => return all(vote_error(&code, None)),
             Err(e) => return all(e.into()),
         };
         if let Err(e) = self.replicated(poll).await {
@@ -508,12 +544,23 @@ impl BatchVoter for Core {
                 let status = fields.string()?;
                 match status.as_bytes().first() {
                     Some(b'+') => {
-                        counts[vote.option as usize] += 1;
+                        if status.len() > 1 {
+                            let previous = Choice::decode(&status[1..]).ok_or_else(|| {
+                                Unavailable(format!("unreadable choice {status:?}"))
+                            })?;
+                            for &o in previous.options() {
+                                counts[o as usize] -= 1;
+                            }
+                        }
+                        for &o in vote.choice.options() {
+                            counts[o as usize] += 1;
+                        }
                         version += 1;
                         Ok(text.results(poll, version, false, &counts))
                     }
+                    Some(b'~') => Ok(text.results(poll, version, false, &counts)),
                     Some(b'=') => replayed(poll, &text, &status[1..]),
-                    _ => Err(vote_error(&status)),
+                    _ => Err(vote_error(&status, Some(&text))),
                 }
             })
             .collect()
@@ -528,23 +575,33 @@ impl Store for RedisStore {
         let options = serde_json::to_string(&c.poll.options).expect("labels serialise");
         let mut counts = c.initial_counts.clone();
         counts.resize(c.poll.options.len(), 0);
+        let settings = &c.poll.settings;
         let mut call = core.invocation("create", &c.id);
         call.arg(&c.poll.question)
             .arg(options)
             .arg(c.poll.vote_limit.as_str())
             .arg(c.created_at_ms)
             .arg(&c.admin_token_sha256)
+            .arg(settings.max_choices)
+            .arg(u8::from(settings.allow_change))
+            .arg(settings.results.as_str())
+            .arg(
+                settings
+                    .closes_at_ms
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(u8::from(settings.listed))
             .arg(&counts);
         if core.invoke(&call).await?.is_err() {
             return Ok(None);
         }
-        let text = Arc::new(PollText {
-            question: c.poll.question.clone(),
-            labels: c.poll.options.clone(),
-            vote_limit: c.poll.vote_limit,
-            created_at_ms: c.created_at_ms,
-        });
+        let text = Arc::new(PollText::of(&c.poll, c.created_at_ms));
         core.texts.insert(c.id.clone(), Arc::clone(&text));
+        if !settings.listed {
+            // Reachable by its link only: never in the index strangers list.
+            return Ok(Some(text.results(&c.id, 0, false, &counts)));
+        }
         let index = redis::pipe()
             .cmd("ZADD")
             .arg(core.keys.polls())
@@ -606,7 +663,7 @@ impl Store for RedisStore {
         Ok(polls.into_iter().flatten().collect())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(poll = %v.poll, option = v.option))]
+    #[tracing::instrument(level = "debug", skip_all, fields(poll = %v.poll))]
     async fn vote(&self, v: &Vote) -> Result<Results, VoteError> {
         // The whole vote, not only its batch's call, is bounded: a vote
         // queued behind a call still in flight would otherwise wait for
@@ -645,6 +702,31 @@ impl Store for RedisStore {
             .text_of(id, state.created_at)
             .await?
             .map(|text| text.results(id, state.version, state.closed, &state.counts)))
+    }
+
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    async fn reopen(&self, id: &PollId) -> Result<Reopened, Unavailable> {
+        let core = &self.core;
+        let mut fields = match core.invoke(&core.invocation("reopen", id)).await? {
+            Ok(fields) => fields,
+            Err(code) if code == "past_closes_at" => return Ok(Reopened::PastClosesAt),
+            Err(_) => return Ok(Reopened::NotFound),
+        };
+        let state = State::read(&mut fields)?;
+        Ok(match core.text_of(id, state.created_at).await? {
+            Some(text) => Reopened::Open(text.results(id, state.version, false, &state.counts)),
+            None => Reopened::NotFound,
+        })
+    }
+
+    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable> {
+        let core = &self.core;
+        let mut call = core.invocation("voted", id);
+        call.arg(voter.as_str());
+        match core.invoke(&call).await? {
+            Ok(mut fields) => Ok(fields.int()? == 1),
+            Err(_) => Ok(false),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]

@@ -59,9 +59,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let Json(object) = Json::<Map<String, Value>>::from_request(req, state).await?;
-        T::deserialize(Value::Object(object))
+        // The path names the field at fault (`max_choices: invalid type…`).
+        serde_path_to_error::deserialize(Value::Object(object))
             .map(JsonBody)
-            .map_err(|e| Error::Validation(format!("invalid request body: {e}")))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    Error::Validation(format!("invalid request body: {inner}"))
+                } else {
+                    Error::Validation(format!("invalid request body: {path}: {inner}"))
+                }
+            })
     }
 }
 

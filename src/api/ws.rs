@@ -246,6 +246,10 @@ impl Connection {
             request_id,
         } = message;
         let rid = request_id.as_deref();
+        if option.is_none() && options.is_none() {
+            let why = "a vote needs option (one index) or options (a list)";
+            return error_message(rid, "bad_message", why);
+        }
         let choice = match (VoteBody { option, options }).choice() {
             Ok(choice) => choice,
             Err(e) => return error_message(rid, e.code(), &e.to_string()),

@@ -24,7 +24,7 @@ async fn limited_app(backend: &Backend) -> TestApp {
 }
 
 async fn create_as(app: &TestApp, client_ip: &str, question: &str) -> reqwest::Response {
-    let body = json!({"question": question, "options": ["a", "b"]});
+    let body = json!({"question": question, "options": ["a", "b"], "listed": true});
     send(
         "create",
         app.client

@@ -305,9 +305,10 @@ impl TestApp {
         format!("ws://{}{}", self.addr, path)
     }
 
-    /// Creates a poll and returns its results and admin token.
+    /// Creates a listed poll and returns its results and admin token.
     pub async fn create_poll(&self, options: &[&str], vote_limit: &str) -> (Value, String) {
-        let body = json!({"question": "Which?", "options": options, "vote_limit": vote_limit});
+        let body = json!({"question": "Which?", "options": options, "vote_limit": vote_limit,
+                          "listed": true});
         let res = within(
             "create poll",
             self.client.post(self.url("/api/polls")).json(&body).send(),

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 mod bounds;
+mod closes_at;
 mod cluster;
 mod create_rate;
 mod cross_site;
@@ -23,11 +24,13 @@ mod process;
 mod rate_limit;
 mod reconnect_storm;
 mod redis_faults;
+mod richer_polls;
 mod shortpoll;
 mod shutdown;
 mod smoke;
 mod soak;
 mod sse;
 mod stats;
+mod visibility;
 mod votes;
 mod websocket;

@@ -174,6 +174,7 @@ async fn user_text_is_escaped_on_every_page() {
     let body = serde_json::json!({
         "question": "<script>alert(1)</script>",
         "options": ["<script>alert(2)</script>", "\"><img src=x onerror=alert(3)>"],
+        "listed": true,
     });
     let res = within(
         "create",

@@ -72,10 +72,22 @@ pub struct VoteBody {
     /// One option's 0-based index (below the poll's option count, so at
     /// most 19).
     #[schema(maximum = 19)]
+    #[serde(default, deserialize_with = "present")]
     pub option: Option<u32>,
     /// Several distinct options, 1 to the poll's `max_choices`.
     #[schema(schema_with = openapi::vote_options)]
+    #[serde(default, deserialize_with = "present")]
     pub options: Option<Vec<u32>>,
+}
+
+/// A field that may be left out but, when sent, holds a value: `null` is
+/// refused like any other wrong type, as the OpenAPI schema says.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 impl VoteBody {

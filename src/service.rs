@@ -14,9 +14,11 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
 use crate::metrics::{self, FollowerGauge};
-use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms};
+use crate::poll::{
+    AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
+};
 use crate::stats::{FollowerStats, Stats};
-use crate::store::{CreatePoll, Reopened, Store, Vote};
+use crate::store::{CreatePoll, Reopened, Store, Vote, VoterRecord};
 use crate::visibility::{self, Viewer};
 
 /// The four ways a client can follow a poll.
@@ -252,7 +254,24 @@ impl Service {
     /// Whether `voter` has voted on `id` (one-per-voter and `after_vote`
     /// polls keep a record; others answer false).
     pub async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Error> {
-        Ok(self.store.has_voted(id, voter).await?)
+        Ok(self.store.voter_record(id, voter).await? != VoterRecord::None)
+    }
+
+    /// `voter`'s current choice on a poll that lets them change it, so the
+    /// page can show it wherever they open it; `None` on other polls.
+    pub async fn choice_of(
+        &self,
+        results: &Results,
+        voter: &VoterId,
+    ) -> Result<Option<Choice>, Error> {
+        if !results.allow_change {
+            return Ok(None);
+        }
+        let id = PollId::parse(&results.id).map_err(|_| Error::PollNotFound)?;
+        Ok(match self.store.voter_record(&id, voter).await? {
+            VoterRecord::Chose(choice) => Some(choice),
+            _ => None,
+        })
     }
 
     /// Whether `token` is the poll's admin token; a wrong or missing one is

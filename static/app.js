@@ -541,8 +541,9 @@
       return "tally:choice:" + id;
     }
 
-    // The API does not tell a page what its visitor chose, so the page
-    // keeps the choice in this browser (and a form vote's answer names it).
+    // A poll that lets voters change their vote renders their choice from
+    // the store; on other polls the page keeps it in this browser (and a
+    // form vote's answer names it). What the server rendered wins.
     function remember(choice) {
       try { localStorage.setItem(storageKey(), JSON.stringify(choice)); } catch (_) { /* private mode */ }
     }

@@ -420,13 +420,16 @@ pub fn results_csv(results: &Results) -> String {
 ///
 /// `text/csv` with the header `option,label,votes` and one row per option.
 /// The `results` rule applies: while counts are hidden from this client the
-/// votes column is empty; the admin token always shows them.
+/// votes column is empty; the admin token always shows them, and a wrong
+/// one is refused (403) rather than answered with hidden counts.
 #[utoipa::path(get, path = "/api/polls/{id}/results.csv", tag = "polls",
     params(openapi::PollIdParam),
     security((), ("admin_token" = [])),
     responses(
         (status = 200, description = "The results, one row per option", content_type = "text/csv",
             body = String),
+        (status = 403, description = "`forbidden`: an `Authorization` header with a wrong admin token",
+            body = ErrorBody),
         (status = 404, description = "`poll_not_found`", body = ErrorBody),
         (status = 503, description = "`store_unavailable`", body = ErrorBody,
             headers(("Retry-After" = u32))),
@@ -438,9 +441,15 @@ pub async fn results_csv_file(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let results = app.service.get(&id).await?;
-    let results = viewer_of(&app, &results, &jar, &headers)
-        .await?
-        .view(results);
+    let viewer = viewer_of(&app, &results, &jar, &headers).await?;
+    // A host's download with a wrong token must not pass for the counts.
+    if bearer(&headers).is_some()
+        && !viewer.admin
+        && !app.service.is_admin(&id, bearer(&headers)).await?
+    {
+        return Err(Error::Forbidden);
+    }
+    let results = viewer.view(results);
     let disposition = format!("attachment; filename=\"{id}-results.csv\"");
     Ok((
         [

@@ -113,8 +113,15 @@ pub async fn show(
     // The counts as this visitor may see them (`after_vote`: once voted).
     let voter = voter::known(&jar);
     let viewer = app.service.viewer(&results, None, voter.as_ref()).await?;
+    let mut query = PageQuery::read(query, ui.t);
+    // Where the poll keeps the voter's choice, it is the truth: the page
+    // shows it on any device, after any reload.
+    if let Some(voter) = &voter
+        && let Some(choice) = app.service.choice_of(&results, voter).await?
+    {
+        query.choice = choice.options().to_vec();
+    }
     let results = viewer.view(results);
-    let query = PageQuery::read(query, ui.t);
     let transport = query.transport.unwrap_or(Transport::Ws);
     let t = ui.t;
     let mut page = PollPage::new(&results, &query.choice, ui);

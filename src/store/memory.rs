@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError};
+use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
 use crate::poll::{
     Choice, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId, now_ms,
 };
@@ -313,11 +313,17 @@ impl Store for MemoryStore {
         Ok(Reopened::Open(record.results(id)))
     }
 
-    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable> {
-        Ok(self
-            .lock()
-            .live(id, Instant::now())
-            .is_some_and(|r| r.voters.contains_key(voter.as_str())))
+    async fn voter_record(&self, id: &PollId, voter: &VoterId) -> Result<VoterRecord, Unavailable> {
+        let mut polls = self.lock();
+        let Some(record) = polls.live(id, Instant::now()) else {
+            return Ok(VoterRecord::None);
+        };
+        // Like Redis, only a poll whose votes may change keeps the choice.
+        Ok(match record.voters.get(voter.as_str()) {
+            None => VoterRecord::None,
+            Some(choice) if record.text.settings.allow_change => VoterRecord::Chose(choice.clone()),
+            Some(_) => VoterRecord::Voted,
+        })
     }
 
     async fn admin_token_sha256(&self, id: &PollId) -> Result<Option<String>, Unavailable> {

@@ -29,6 +29,19 @@ pub struct CreatePoll {
     pub created_at_ms: u64,
 }
 
+/// What a poll remembers of one voter: enough for the `after_vote` rule,
+/// and on `allow_change` polls the choice the voter may change, so their
+/// page shows it on any device and after any reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VoterRecord {
+    /// No vote of theirs on record (or the poll keeps no voters).
+    None,
+    /// They have voted; the poll does not keep what they chose.
+    Voted,
+    /// They have voted and this is their choice now.
+    Chose(Choice),
+}
+
 /// One vote as the store checks it.
 #[derive(Debug, Clone)]
 pub struct Vote {
@@ -114,9 +127,10 @@ pub trait Store: Send + Sync + 'static {
     /// on an open poll.
     async fn reopen(&self, id: &PollId) -> Result<Reopened, Unavailable>;
 
-    /// Whether `voter` has a vote on record on this poll. Recorded for
-    /// one-per-voter polls and for `after_vote` polls; `false` otherwise.
-    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable>;
+    /// What the poll has on record of `voter`'s vote. Recorded for
+    /// one-per-voter polls and for `after_vote` polls, the choice itself
+    /// only for `allow_change` polls; [`VoterRecord::None`] otherwise.
+    async fn voter_record(&self, id: &PollId, voter: &VoterId) -> Result<VoterRecord, Unavailable>;
 
     /// Deletes the poll and tells its followers; `false` when unknown.
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable>;

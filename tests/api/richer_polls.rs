@@ -18,6 +18,8 @@ both_backends!(
     only_listed_polls_are_listed,
     reopen_opens_a_closed_poll_for_the_admin_only,
     results_csv_has_one_quoted_row_per_option,
+    results_csv_refuses_a_wrong_admin_token,
+    the_poll_page_shows_a_changeable_choice_wherever_it_is_opened,
 );
 
 /// Creates a poll from a full body; returns the results and admin token.
@@ -396,4 +398,70 @@ async fn results_csv_has_one_quoted_row_per_option(backend: Backend) {
         "poll_not_found",
     )
     .await;
+}
+
+async fn results_csv_refuses_a_wrong_admin_token(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (poll, token) = create(&app, json!({"results": "after_close"})).await;
+    let id = poll["id"].as_str().unwrap();
+    app.vote(id, 2, None).await;
+    let csv = |auth: Option<String>| {
+        let mut req = app
+            .client
+            .get(app.url(&format!("/api/polls/{id}/results.csv")));
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        send("results.csv", req)
+    };
+    assert_error(csv(Some("Bearer wrong".into())).await, 403, "forbidden").await;
+    let host = csv(Some(format!("Bearer {token}"))).await;
+    assert_eq!(host.status(), 200);
+    assert_eq!(
+        host.text().await.unwrap(),
+        "option,label,votes\r\n0,a,0\r\n1,b,0\r\n2,c,1\r\n"
+    );
+    let anonymous = csv(None).await;
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        anonymous.text().await.unwrap(),
+        "option,label,votes\r\n0,a,\r\n1,b,\r\n2,c,\r\n",
+        "no token: the counts stay hidden until close"
+    );
+}
+
+/// The rows of a poll page marked as the visitor's choice.
+async fn chosen_on_page(client: &reqwest::Client, app: &TestApp, id: &str) -> Vec<u32> {
+    let page = send("poll page", client.get(app.url(&format!("/polls/{id}"))))
+        .await
+        .text()
+        .await
+        .unwrap();
+    (0..3)
+        .filter(|i| page.contains(&format!("class=\"result chosen\" data-option=\"{i}\"")))
+        .collect()
+}
+
+async fn the_poll_page_shows_a_changeable_choice_wherever_it_is_opened(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (poll, _) = create(&app, json!({"allow_change": true, "max_choices": 2})).await;
+    let id = poll["id"].as_str().unwrap();
+    assert_eq!(
+        chosen_on_page(&app.client, &app, id).await,
+        Vec::<u32>::new()
+    );
+    let (s, _) = vote_body(&app, id, json!({"options": [0, 2]}), None).await;
+    assert_eq!(s, 200);
+    // No `choice=` in the URL: the page reads it from the store.
+    assert_eq!(chosen_on_page(&app.client, &app, id).await, vec![0, 2]);
+    let (s, _) = vote_body(&app, id, json!({"option": 1}), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(chosen_on_page(&app.client, &app, id).await, vec![1]);
+    // Another instance of the same deployment knows it too; a stranger
+    // sees no choice.
+    let other = spawn_app(&backend).await;
+    if !matches!(backend, Backend::Memory) {
+        assert_eq!(chosen_on_page(&app.client, &other, id).await, vec![1]);
+    }
+    assert_eq!(chosen_on_page(&client(), &app, id).await, Vec::<u32>::new());
 }

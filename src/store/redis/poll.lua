@@ -318,11 +318,16 @@ function ops.reopen()
 end
 
 -- ARGV[6] a voter id: {'ok', 1} when the poll has a vote of theirs on
--- record (voters set or hash), else {'ok', 0}.
+-- record in the voters set, {'ok', 1, CHOICE} in the voters hash
+-- (allow_change), else {'ok', 0}.
 function ops.voted()
   local kind = redis.call('TYPE', voters_key).ok
   if kind == 'hash' then
-    return { 'ok', redis.call('HEXISTS', voters_key, ARGV[6]) }
+    local choice = redis.call('HGET', voters_key, ARGV[6])
+    if choice then
+      return { 'ok', 1, choice }
+    end
+    return { 'ok', 0 }
   elseif kind == 'set' then
     return { 'ok', redis.call('SISMEMBER', voters_key, ARGV[6]) }
   end

@@ -35,7 +35,7 @@ use crate::poll::{
     VoterId,
 };
 use crate::store::group_commit::{BatchVoter, GroupCommit};
-use crate::store::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError};
+use crate::store::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.
@@ -719,14 +719,23 @@ impl Store for RedisStore {
         })
     }
 
-    async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Unavailable> {
+    async fn voter_record(&self, id: &PollId, voter: &VoterId) -> Result<VoterRecord, Unavailable> {
         let core = &self.core;
         let mut call = core.invocation("voted", id);
         call.arg(voter.as_str());
-        match core.invoke(&call).await? {
-            Ok(mut fields) => Ok(fields.int()? == 1),
-            Err(_) => Ok(false),
+        let Ok(mut fields) = core.invoke(&call).await? else {
+            return Ok(VoterRecord::None);
+        };
+        if fields.int()? == 0 {
+            return Ok(VoterRecord::None);
         }
+        if fields.0.as_slice().is_empty() {
+            return Ok(VoterRecord::Voted);
+        }
+        let choice = fields.string()?;
+        Choice::decode(&choice)
+            .map(VoterRecord::Chose)
+            .ok_or_else(|| Unavailable(format!("unreadable choice {choice:?} in the voters hash")))
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]

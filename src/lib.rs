@@ -230,7 +230,7 @@ pub fn app(state: AppState) -> Router {
         .unwrap_or_else(|_| HeaderValue::from_static("tally"));
     Router::new()
         .merge(api::routes())
-        .merge(pages::routes())
+        .merge(pages::routes(state.clone()))
         .fallback(api::errors::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -20,7 +20,7 @@ mod ui;
 mod view;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::api::{AppState, voter};
+use crate::api::{AppState, security, voter};
 use crate::error::Error;
 use i18n::fill;
 use ui::Ui;
@@ -45,7 +45,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      base-uri 'none'; frame-ancestors 'none'";
 
 /// The page routes, the form fallbacks and the embedded static files.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(home::show))
         .route("/polls", get(home::to_home).post(home::create))
@@ -56,6 +56,11 @@ pub fn routes() -> Router<AppState> {
         .route("/polls/{id}/present", get(present::show))
         .route("/polls/{id}/qr.svg", get(qr::show))
         .route("/lang", get(ui::switch))
+        // A route layer: a method the route lacks still answers 405.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            refuse_cross_site_forms,
+        ))
         .layer(axum::middleware::from_fn(render_error_pages))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -80,6 +85,20 @@ pub fn routes() -> Router<AppState> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
+}
+
+/// Refuses a cross-site form post (403, nothing changes) with an error
+/// page in the visitor's language.
+async fn refuse_cross_site_forms(
+    State(app): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !security::is_refused(&req, &app.config.allowed_origins) {
+        return next.run(req).await;
+    }
+    tracing::info!(path = %req.uri().path(), "cross-site form refused");
+    PageError(Error::CrossSite).into_response()
 }
 
 /// The voter cookie to add to a page response when the request had none,
@@ -135,6 +154,7 @@ fn error_page(ui: Ui, error: &Error, status: StatusCode) -> ErrorPage {
             (t.err_unavailable_title, t.err_unavailable.to_owned())
         }
         Error::PayloadTooLarge(_) => (t.err_refused_title, t.err_too_large.to_owned()),
+        Error::CrossSite => (t.err_refused_title, t.err_cross_site.to_owned()),
         Error::BadRequest(_) if ui.lang != i18n::Lang::En => {
             (t.err_refused_title, t.err_form_body.to_owned())
         }

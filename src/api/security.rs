@@ -6,9 +6,9 @@
 //! browser vote or close polls with the visitor's cookie.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::error::Error;
@@ -54,33 +54,29 @@ pub fn is_cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
 }
 
-/// Middleware refusing cross-site state-changing requests with 403
-/// `cross_site_request` (a short HTML page for the form fallback).
-pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    // Only these can change state; no route takes any other method, so
-    // TRACE, QUERY or a made-up one gets its 404/405 from routing. A method
-    // the matched route does not have never gets here: its 405 is answered
-    // outside this layer (see `crate::app`).
-    let safe = !matches!(
+/// Whether `req` is a cross-site request that could change state, which
+/// every state-changing route refuses. No route takes a method other than
+/// these four, so TRACE, QUERY or a made-up one gets its 404/405 from
+/// routing.
+pub fn is_refused(req: &Request, allowed: &[String]) -> bool {
+    matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
-    if safe || !is_cross_site(req.headers(), &app.config.allowed_origins) {
+    ) && is_cross_site(req.headers(), allowed)
+}
+
+/// Middleware refusing cross-site state-changing API requests with 403
+/// `cross_site_request`. The page routes (the form fallbacks) have their
+/// own layer inside the pages' router, so that their refusal is a page in
+/// the visitor's language.
+pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    // A method the matched route does not have never gets here: its 405 is
+    // answered outside this layer (see `crate::app`).
+    if !req.uri().path().starts_with("/api/") || !is_refused(&req, &app.config.allowed_origins) {
         return next.run(req).await;
     }
     tracing::info!(path = %req.uri().path(), "cross-site request refused");
-    if req.uri().path().starts_with("/api/") {
-        Error::CrossSite.into_response()
-    } else {
-        (
-            StatusCode::FORBIDDEN,
-            Html(
-                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Refused</title>\
-                  <p>Cross-site request refused: vote from the poll's own page.</p></html>",
-            ),
-        )
-            .into_response()
-    }
+    Error::CrossSite.into_response()
 }
 
 #[cfg(test)]

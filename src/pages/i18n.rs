@@ -358,6 +358,8 @@ pub struct Text {
     pub err_refused_title: &'static str,
     pub err_form_body: &'static str,
     pub err_too_large: &'static str,
+    /// A form posted from another site.
+    pub err_cross_site: &'static str,
     pub go_home: &'static str,
 }
 

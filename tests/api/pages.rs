@@ -335,8 +335,28 @@ async fn cross_site_form_vote_is_refused_with_html_and_counts_nothing() {
         let page = read(res).await;
         assert_eq!(page.status, 403, "{name}");
         assert!(page.is_html(), "{name}");
+        assert!(
+            page.body.contains("this form came from another site"),
+            "{name}"
+        );
         assert!(!page.sets_voter_cookie());
     }
+    // In the visitor's language, like every page.
+    let res = within(
+        "cross-site vote in Chinese",
+        client()
+            .post(app.url("/polls/lpl/vote"))
+            .header("origin", "http://evil.example")
+            .header("accept-language", "zh-CN,zh;q=0.9")
+            .form(&[("option", "0")])
+            .send(),
+    )
+    .await
+    .unwrap();
+    let page = read(res).await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("<html lang=\"zh-CN\""), "{}", page.body);
+    assert!(page.body.contains("此表单来自其他网站"), "{}", page.body);
     assert_eq!(total(&results(&app, "lpl").await), 1100);
 
     // The same form from the site itself goes through.

@@ -200,5 +200,6 @@ pub static EN: Text = Text {
     err_refused_title: "Request refused",
     err_form_body: "The form could not be read. Please go back and send it again.",
     err_too_large: "The form is too large.",
+    err_cross_site: "Refused: this form came from another site. Vote from the poll’s own page.",
     go_home: "Go to the home page",
 };

@@ -200,5 +200,6 @@ pub static ZH: Text = Text {
     err_refused_title: "请求被拒绝",
     err_form_body: "无法读取表单内容，请返回后重新提交。",
     err_too_large: "表单内容太长了。",
+    err_cross_site: "已拒绝：此表单来自其他网站，请在本投票的页面上投票。",
     go_home: "返回首页",
 };

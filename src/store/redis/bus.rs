@@ -17,7 +17,6 @@
 //!   when Redis says nobody heard one or several went unanswered (a
 //!   subscriber that died silently).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,33 +24,21 @@ use async_trait::async_trait;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use redis::aio::{PubSubSink, PubSubStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::store::{Change, RedisStore};
+use super::feed::{
+    self, BACKOFF_MIN, HEARTBEAT_EVERY, HEARTBEAT_FRESH, Lost, Subscriber, UNHEARD_LIMIT, bounded,
+    deliver, resync,
+};
+use super::store::RedisStore;
 use crate::hub::Hub;
-use crate::poll::{PollId, Snapshot};
+use crate::poll::PollId;
 use crate::service::ChangeFeed;
-use crate::store::Store;
 
-/// How often an instance publishes a heartbeat to itself.
-pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// How recent the last heartbeat heard must be for the bus to be live.
-pub(super) const HEARTBEAT_FRESH: Duration = Duration::from_secs(3);
-/// Heartbeats Redis delivered but the subscriber never heard before the bus
-/// declares its connection dead.
-pub(super) const UNHEARD_LIMIT: u64 = 3;
-/// How long a poll without local followers stays subscribed, so a page
-/// reload does not unsubscribe and resubscribe.
-pub(super) const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
 const SUBSCRIBE_BATCH: usize = 256;
-/// Snapshots re-read at once after a reconnect.
-const RESYNC_CONCURRENCY: usize = 16;
-/// Reconnect backoff bounds.
-pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
-pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Whether the bus is caught up, and when it last heard itself.
 #[derive(Default)]
@@ -101,14 +88,10 @@ impl Bus {
             liveness: Mutex::new(Liveness::default()),
             reconnect: Notify::new(),
         });
-        let (unfollowed_tx, unfollowed_rx) = mpsc::unbounded_channel();
-        hub.set_unfollow_notifier(unfollowed_tx);
-        let stop = shutdown.child_token();
-        tokio::spawn(Arc::clone(&shared).run(stop.clone()));
-        tokio::spawn(Arc::clone(&shared).unsubscriber(unfollowed_rx, stop.clone()));
+        let stop = feed::start(Arc::clone(&shared), &hub, shutdown);
         Arc::new(Self {
             shared,
-            _stop: stop.drop_guard(),
+            _stop: stop,
         })
     }
 }
@@ -135,31 +118,6 @@ impl ChangeFeed for Bus {
     }
 }
 
-/// Why a connection was given up.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum Lost {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("no answer from Redis in time")]
-    Timeout,
-    #[error(transparent)]
-    Store(#[from] crate::store::Unavailable),
-    #[error("the pub/sub connection closed")]
-    Closed,
-    #[error("Redis delivered the heartbeat to nobody: not subscribed")]
-    NotSubscribed,
-    #[error("{0} heartbeats delivered but never heard")]
-    Deaf(u64),
-    #[error("asked to reconnect")]
-    Asked,
-    #[error("a node dropped the subscription of {0}")]
-    Dropped(String),
-    #[error("the cluster's masters or slots changed")]
-    Topology,
-    #[error("shutting down")]
-    Shutdown,
-}
-
 impl Shared {
     fn current_sink(&self) -> Option<PubSubSink> {
         self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -177,46 +135,7 @@ impl Shared {
         &self,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Lost> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Lost::Timeout),
-        }
-    }
-
-    /// Connects, serves until the connection is lost, and starts over with
-    /// backoff, until shutdown.
-    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
-        loop {
-            let lost = tokio::select! {
-                lost = self.session(&mut backoff) => lost,
-                _ = shutdown.cancelled() => Lost::Shutdown,
-            };
-            self.set_sink(None);
-            *self.lock_liveness() = Liveness::default();
-            if matches!(lost, Lost::Shutdown) {
-                break;
-            }
-            tracing::warn!(reason = %lost, retry_in = ?backoff, "Redis pub/sub connection down");
-            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-            tokio::select! {
-                _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
-                _ = shutdown.cancelled() => break,
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
-        tracing::debug!("bus stopped");
-    }
-
-    /// One connection's life: connect, catch up, then relay messages.
-    async fn session(self: &Arc<Self>, backoff: &mut Duration) -> Lost {
-        let stream = match self.connect().await {
-            Ok(stream) => stream,
-            Err(lost) => return lost,
-        };
-        *backoff = BACKOFF_MIN;
-        tracing::info!("Redis pub/sub connected and resynced");
-        self.relay(stream).await
+        bounded(self.timeout, fut).await
     }
 
     /// Opens the connection, subscribes the heartbeat and every followed
@@ -295,38 +214,26 @@ impl Shared {
     fn deliver(&self, payload: &[u8]) {
         deliver(&self.store, &self.hub, payload);
     }
+}
 
-    /// Unsubscribes polls that lost their last local follower, once they
-    /// have stayed without one for the grace period.
-    async fn unsubscriber(
-        self: Arc<Self>,
-        mut unfollowed: mpsc::UnboundedReceiver<PollId>,
-        shutdown: CancellationToken,
-    ) {
-        let mut pending: HashMap<PollId, Instant> = HashMap::new();
-        let mut tick = tokio::time::interval(UNSUBSCRIBE_GRACE / 2);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                id = unfollowed.recv() => match id {
-                    Some(id) => { pending.insert(id, Instant::now() + UNSUBSCRIBE_GRACE); }
-                    None => return,
-                },
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let mut due = Vec::new();
-                    pending.retain(|id, at| {
-                        let keep = *at > now;
-                        if !keep {
-                            due.push(id.clone());
-                        }
-                        keep
-                    });
-                    self.unsubscribe(due).await;
-                }
-                _ = shutdown.cancelled() => return,
-            }
-        }
+#[async_trait]
+impl Subscriber for Shared {
+    const NAME: &'static str = "Redis pub/sub connection";
+
+    /// One connection's life: connect, catch up, then relay messages.
+    async fn session(self: Arc<Self>, backoff: &mut Duration) -> Lost {
+        let stream = match self.connect().await {
+            Ok(stream) => stream,
+            Err(lost) => return lost,
+        };
+        *backoff = BACKOFF_MIN;
+        tracing::info!("Redis pub/sub connected and resynced");
+        self.relay(stream).await
+    }
+
+    fn disconnected(&self) {
+        self.set_sink(None);
+        *self.lock_liveness() = Liveness::default();
     }
 
     /// Unsubscribes `ids` that still have no follower. A follower may join
@@ -369,50 +276,5 @@ impl Shared {
             // the connection again, which resubscribes everything.
             self.reconnect.notify_one();
         }
-    }
-}
-
-/// Re-reads each poll's snapshot and offers it (or its deletion): what
-/// every (re)subscription is followed by, on one Redis and on a cluster.
-pub(super) async fn resync(store: &RedisStore, hub: &Hub, ids: Vec<PollId>) -> Result<(), Lost> {
-    let mut reads = futures_util::stream::iter(ids)
-        .map(|id| async move {
-            let results = store.get(&id).await;
-            (id, results)
-        })
-        .buffer_unordered(RESYNC_CONCURRENCY);
-    while let Some((id, results)) = reads.next().await {
-        match results? {
-            Some(results) => hub.offer(&Snapshot::new(results)),
-            None => hub.offer_deleted(&id),
-        }
-    }
-    Ok(())
-}
-
-/// Hands one message from a poll's channel to the hub.
-pub(super) fn deliver(store: &Arc<RedisStore>, hub: &Arc<Hub>, payload: &[u8]) {
-    // Every instance hears every change of the polls it follows, its
-    // own votes' included: read just the id and version first, and
-    // render results only when the hub would keep them.
-    if let Some((id, version)) = RedisStore::head_of(payload)
-        && !hub.wants(&id, version)
-    {
-        return;
-    }
-    match store.read_change(payload) {
-        Ok(Change::Results(results)) => hub.offer(&Snapshot::new(results)),
-        Ok(Change::Deleted(id)) => hub.offer_deleted(&id),
-        Ok(Change::Unknown(id)) => {
-            // The text of this poll is not cached here (evicted, or the
-            // id was deleted and created again): read it once more.
-            let (store, hub) = (Arc::clone(store), Arc::clone(hub));
-            tokio::spawn(async move {
-                if let Err(e) = resync(&store, &hub, vec![id]).await {
-                    tracing::debug!(error = %e, "re-read after an unknown change failed");
-                }
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "unreadable message on a poll channel"),
     }
 }

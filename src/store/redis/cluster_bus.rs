@@ -32,12 +32,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::bus::{
-    BACKOFF_MAX, BACKOFF_MIN, HEARTBEAT_EVERY, HEARTBEAT_FRESH, Lost, UNHEARD_LIMIT,
-    UNSUBSCRIBE_GRACE, deliver, resync,
-};
 use super::cluster::{self, Master};
 use super::connection::cluster_client;
+use super::feed::{
+    self, BACKOFF_MIN, HEARTBEAT_EVERY, HEARTBEAT_FRESH, Lost, Subscriber, UNHEARD_LIMIT, bounded,
+    deliver, resync,
+};
 use super::store::RedisStore;
 use crate::hub::Hub;
 use crate::poll::PollId;
@@ -93,14 +93,10 @@ impl ClusterBus {
             liveness: Mutex::new(Liveness::default()),
             reconnect: Notify::new(),
         });
-        let (unfollowed_tx, unfollowed_rx) = mpsc::unbounded_channel();
-        hub.set_unfollow_notifier(unfollowed_tx);
-        let stop = shutdown.child_token();
-        tokio::spawn(Arc::clone(&shared).run(stop.clone()));
-        tokio::spawn(Arc::clone(&shared).unsubscriber(unfollowed_rx, stop.clone()));
+        let stop = feed::start(Arc::clone(&shared), &hub, shutdown);
         Arc::new(Self {
             shared,
-            _stop: stop.drop_guard(),
+            _stop: stop,
         })
     }
 }
@@ -156,10 +152,7 @@ impl Shared {
         &self,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Lost> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(Lost::Timeout),
-        }
+        bounded(self.timeout, fut).await
     }
 
     /// The heartbeat channel of `master`: in one of its slots, this
@@ -168,43 +161,6 @@ impl Shared {
         self.store
             .keys()
             .heartbeat(&format!("{{{}}}:{}", master.tag(), self.nonce))
-    }
-
-    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut backoff = BACKOFF_MIN;
-        loop {
-            let lost = tokio::select! {
-                lost = self.session(&mut backoff) => lost,
-                _ = shutdown.cancelled() => Lost::Shutdown,
-            };
-            self.set_current(None);
-            *self.lock_liveness() = Liveness::default();
-            if matches!(lost, Lost::Shutdown) {
-                break;
-            }
-            tracing::warn!(reason = %lost, retry_in = ?backoff, "Redis Cluster pub/sub down");
-            let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
-            tokio::select! {
-                _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
-                _ = shutdown.cancelled() => break,
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-        }
-        tracing::debug!("cluster bus stopped");
-    }
-
-    async fn session(self: &Arc<Self>, backoff: &mut Duration) -> Lost {
-        let (pushes_tx, pushes) = mpsc::unbounded_channel();
-        let (conn, masters) = match self.connect(pushes_tx).await {
-            Ok(connected) => connected,
-            Err(lost) => return lost,
-        };
-        *backoff = BACKOFF_MIN;
-        tracing::info!(
-            masters = masters.len(),
-            "Redis Cluster pub/sub connected and resynced"
-        );
-        self.relay(conn, masters, pushes).await
     }
 
     /// A new subscriber connection: heartbeats of every master, then every
@@ -364,43 +320,10 @@ impl Shared {
         }
     }
 
-    /// Unsubscribes polls that stayed without a local follower for the
-    /// grace period.
-    async fn unsubscriber(
-        self: Arc<Self>,
-        mut unfollowed: mpsc::UnboundedReceiver<PollId>,
-        shutdown: CancellationToken,
-    ) {
-        let mut pending: HashMap<PollId, Instant> = HashMap::new();
-        let mut tick = tokio::time::interval(UNSUBSCRIBE_GRACE / 2);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                id = unfollowed.recv() => match id {
-                    Some(id) => { pending.insert(id, Instant::now() + UNSUBSCRIBE_GRACE); }
-                    None => return,
-                },
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let due: Vec<PollId> = pending
-                        .iter()
-                        .filter(|(_, at)| **at <= now)
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for id in due {
-                        pending.remove(&id);
-                        self.unsubscribe(id).await;
-                    }
-                }
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    }
-
     /// Unsubscribes `id` if it still has no follower. A follower that joins
     /// while the SUNSUBSCRIBE is on its way has its SSUBSCRIBE undone: its
     /// poll is subscribed again and re-read.
-    async fn unsubscribe(&self, id: PollId) {
+    async fn unsubscribe_one(&self, id: PollId) {
         if self.hub.is_followed(&id) {
             return;
         }
@@ -422,6 +345,37 @@ impl Shared {
         if let Err(e) = again.await {
             tracing::warn!(error = %e, "resubscribe after a rejoin failed; reconnecting");
             self.reconnect.notify_one();
+        }
+    }
+}
+
+#[async_trait]
+impl Subscriber for Shared {
+    const NAME: &'static str = "Redis Cluster pub/sub";
+
+    async fn session(self: Arc<Self>, backoff: &mut Duration) -> Lost {
+        let (pushes_tx, pushes) = mpsc::unbounded_channel();
+        let (conn, masters) = match self.connect(pushes_tx).await {
+            Ok(connected) => connected,
+            Err(lost) => return lost,
+        };
+        *backoff = BACKOFF_MIN;
+        tracing::info!(
+            masters = masters.len(),
+            "Redis Cluster pub/sub connected and resynced"
+        );
+        self.relay(conn, masters, pushes).await
+    }
+
+    fn disconnected(&self) {
+        self.set_current(None);
+        *self.lock_liveness() = Liveness::default();
+    }
+
+    async fn unsubscribe(&self, ids: Vec<PollId>) {
+        // Each poll is its own slot, so each is its own SUNSUBSCRIBE.
+        for id in ids {
+            self.unsubscribe_one(id).await;
         }
     }
 }

@@ -2,7 +2,8 @@
 //! counts (one Lua script, [`poll.lua`](store), per operation) over a
 //! [`connection::Connection`], and [`bus`] (one Redis) or [`cluster_bus`]
 //! (sharded pub/sub on a cluster) brings every change made on any instance
-//! into this instance's hub.
+//! into this instance's hub; [`feed`] is what the two buses share (the
+//! reconnect loop, the unsubscribe grace, resync and delivery).
 //!
 //! The bus reads through the store (snapshots after a reconnect) and never
 //! the other way round: only [`connect`], here, knows both.
@@ -11,6 +12,7 @@ pub mod bus;
 pub mod cluster;
 pub mod cluster_bus;
 pub mod connection;
+mod feed;
 pub mod store;
 
 use std::sync::Arc;

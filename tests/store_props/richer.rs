@@ -22,7 +22,7 @@ use tally::store::{CreatePoll, Reopened, Store, Vote, VoteError};
 use super::model::{Deadline, Expect, PollModel, Setup};
 
 const VOTERS: u8 = 4;
-const KEYS: u8 = 6;
+const KEYS: u8 = 24;
 
 /// One ballot as the test draws it.
 #[derive(Debug, Clone)]
@@ -60,8 +60,8 @@ fn setup() -> impl Strategy<Value = Setup> {
         Just(ResultsVisibility::AfterClose),
     ];
     let deadline = prop_oneof![
-        6 => Just(Deadline::None),
-        2 => Just(Deadline::Later),
+        8 => Just(Deadline::None),
+        3 => Just(Deadline::Later),
         1 => Just(Deadline::Passed),
     ];
     (
@@ -113,16 +113,19 @@ fn ballot(setup: &Setup) -> impl Strategy<Value = Ballot> + use<> {
     prop_oneof![4 => vote, 1 => retry]
 }
 
-/// A poll's settings and `len` steps of `group` ballots each at most.
+/// A poll's settings and `len` steps: ballots (`group` of them, weighted
+/// `ballots` against one close and two reopens, so that a run spends most
+/// of its votes on an open poll).
 fn run_of(
     len: std::ops::Range<usize>,
     group: std::ops::RangeInclusive<usize>,
+    ballots: u32,
 ) -> impl Strategy<Value = (Setup, Vec<Step>)> {
     setup().prop_flat_map(move |setup| {
         let step = prop_oneof![
-            14 => proptest::collection::vec(ballot(&setup), group.clone()).prop_map(Step::Ballots),
+            ballots => proptest::collection::vec(ballot(&setup), group.clone()).prop_map(Step::Ballots),
             1 => Just(Step::Close),
-            1 => Just(Step::Reopen),
+            2 => Just(Step::Reopen),
         ];
         (
             Just(setup.clone()),
@@ -291,6 +294,8 @@ impl Run {
         self.last = version;
     }
 
+    /// Sends one group of ballots (invalid choices stop at
+    /// `Choice::parse`) and checks each outcome against the model.
     async fn ballots(&mut self, store: &dyn Store, poll: &Fixture, ballots: &[Ballot]) {
         let casts: Vec<Cast> = ballots.iter().filter_map(|b| self.resolve(b)).collect();
         // The model in arrival order: the order the store must count in.
@@ -334,6 +339,7 @@ impl Run {
         }
     }
 
+    /// An admin's close: the model's version and counts, closed.
     async fn close(&mut self, store: &dyn Store, poll: &Fixture) {
         let before = self.model.version;
         self.model.close();
@@ -342,21 +348,19 @@ impl Run {
             .await
             .unwrap()
             .expect("the poll exists");
-        let m = &self.model;
-        self.check(&r, m.version, true, &m.counts.clone(), "close");
-        if m.version > before {
+        self.check(&r, self.model.version, true, &self.model.counts, "close");
+        if self.model.version > before {
             self.advanced(r.version, "close");
         }
     }
 
+    /// An admin's reopen: open again, or refused past the deadline.
     async fn reopen(&mut self, store: &dyn Store, poll: &Fixture) {
         let before = self.model.version;
         let opens = self.model.reopen();
-        let got = store.reopen(&poll.id).await.unwrap();
-        let counts = self.model.counts.clone();
-        match got {
+        match store.reopen(&poll.id).await.unwrap() {
             Reopened::Open(r) if opens => {
-                self.check(&r, self.model.version, false, &counts, "reopen");
+                self.check(&r, self.model.version, false, &self.model.counts, "reopen");
                 if self.model.version > before {
                     self.advanced(r.version, "reopen");
                 }
@@ -371,7 +375,7 @@ impl Run {
         self.model.close_if_due();
         let r = store.get(&poll.id).await.unwrap().expect("the poll exists");
         let m = &self.model;
-        self.check(&r, m.version, m.closed, &m.counts.clone(), "final read");
+        self.check(&r, m.version, m.closed, &m.counts, "final read");
         for (i, voter) in poll.voters.iter().enumerate() {
             assert_eq!(
                 store.has_voted(&poll.id, voter).await.unwrap(),
@@ -399,16 +403,16 @@ async fn run(store: &dyn Store, setup: &Setup, steps: &[Step]) -> u64 {
 
 /// One ballot per step: each vote answered before the next is sent.
 fn one_by_one() -> impl Strategy<Value = (Setup, Vec<Step>)> {
-    run_of(0..60, 1..=1)
+    run_of(0..60, 1..=1, 24)
 }
 
 /// Groups of up to 24 ballots sent together.
 fn in_groups() -> impl Strategy<Value = (Setup, Vec<Step>)> {
-    run_of(0..12, 1..=24)
+    run_of(0..12, 1..=24, 8)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn memory_store_richer_polls_match_the_model((setup, steps) in one_by_one()) {
@@ -425,7 +429,7 @@ proptest! {
 
 #[test]
 fn redis_store_richer_polls_match_the_model() {
-    super::on_redis(64, 1, &one_by_one(), |rt, store, (setup, steps)| {
+    super::on_redis(128, 1, &one_by_one(), |rt, store, (setup, steps)| {
         rt.block_on(run(store, &setup, &steps));
     });
 }
@@ -436,7 +440,7 @@ fn redis_store_richer_polls_match_the_model() {
 #[test]
 fn redis_store_richer_groups_match_the_model() {
     let votes = std::sync::atomic::AtomicU64::new(0);
-    let calls = super::on_redis(48, 2, &in_groups(), |rt, store, (setup, steps)| {
+    let calls = super::on_redis(96, 2, &in_groups(), |rt, store, (setup, steps)| {
         let sent = rt.block_on(run(store, &setup, &steps));
         votes.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
     });

@@ -1,10 +1,16 @@
 //! Property tests of the vote logic, run on both stores: any sequence of
 //! votes, retries with idempotency keys and closes keeps the tallies equal
-//! to the distinct accepted votes, and versions strictly increasing.
+//! to the distinct accepted votes, and versions strictly increasing. The
+//! richer polls (multi-choice, change-your-vote, reopen, deadlines) are
+//! checked against a model of their own in `store_props/richer.rs`.
 
 #[path = "api/helpers.rs"]
 #[allow(unused_imports, unused_macros)]
 mod helpers;
+#[path = "store_props/model.rs"]
+mod model;
+#[path = "store_props/richer.rs"]
+mod richer;
 
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -196,27 +202,43 @@ async fn redis_store() -> (
     (redis, store, shutdown)
 }
 
-/// The same property on the Redis store: one private `redis-server` for
-/// all cases (each case votes on a fresh poll), stopped when the test ends.
-#[test]
-fn redis_store_keeps_tallies_equal_to_accepted_votes() {
+/// Runs `cases` cases of `strategy` on one Redis store over a private
+/// `redis-server` (each case votes on a fresh poll), on a runtime of
+/// `workers` threads; stops the server at the end and returns how many
+/// EVALSHA calls it served.
+fn on_redis<S: Strategy>(
+    cases: u32,
+    workers: usize,
+    strategy: &S,
+    case: impl Fn(&tokio::runtime::Runtime, &dyn Store, S::Value),
+) -> u64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();
     let (redis, store, shutdown) = rt.block_on(redis_store());
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
-    let strategy = (limit(), proptest::collection::vec(op(), 0..60));
-    let result = runner.run(&strategy, |(limit, ops)| {
-        rt.block_on(run_sequence(store.as_ref(), limit, &ops));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    let result = runner.run(strategy, |value| {
+        case(&rt, store.as_ref(), value);
         Ok(())
     });
+    let calls = rt.block_on(evalsha_calls(&redis));
     shutdown.trigger();
     drop(redis);
     if let Err(e) = result {
         panic!("{e}");
     }
+    calls
+}
+
+/// The same property on the Redis store.
+#[test]
+fn redis_store_keeps_tallies_equal_to_accepted_votes() {
+    let strategy = (limit(), proptest::collection::vec(op(), 0..60));
+    on_redis(64, 1, &strategy, |rt, store, (limit, ops)| {
+        rt.block_on(run_sequence(store, limit, &ops));
+    });
 }
 
 /// One step of a concurrent run: a group of votes sent at once (so that
@@ -373,16 +395,9 @@ proptest! {
 /// Also checks that batches really formed: fewer EVALSHA calls than votes.
 #[test]
 fn redis_store_batched_votes_match_the_model() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (redis, store, shutdown) = rt.block_on(redis_store());
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(48));
     let strategy = (limit(), proptest::collection::vec(step(), 0..12));
     let votes = std::sync::atomic::AtomicU64::new(0);
-    let result = runner.run(&strategy, |(limit, steps)| {
+    let calls = on_redis(48, 2, &strategy, |rt, store, (limit, steps)| {
         let n: usize = steps
             .iter()
             .map(|s| match s {
@@ -391,15 +406,8 @@ fn redis_store_batched_votes_match_the_model() {
             })
             .sum();
         votes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        rt.block_on(run_concurrent(store.as_ref(), limit, &steps));
-        Ok(())
+        rt.block_on(run_concurrent(store, limit, &steps));
     });
-    let calls = rt.block_on(evalsha_calls(&redis));
-    shutdown.trigger();
-    drop(redis);
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     let votes = votes.into_inner();
     assert!(
         calls < votes,

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use tally::poll::{NewPoll, ResultsVisibility, SettingsInput, VoteLimit};
+use tally::poll::{Choice, NewPoll, ResultsVisibility, SettingsInput, VoteLimit};
+use tally::store::VoterRecord;
 
 /// Where a poll's `closes_at` lies when the test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,8 +208,15 @@ impl PollModel {
         true
     }
 
-    /// Whether the store must say `voter` has a vote on record.
-    pub fn has_voted(&self, voter: u8) -> bool {
-        self.voters.contains_key(&voter)
+    /// What the store must have on record of `voter`: their current
+    /// choice where votes may change, else only that they voted.
+    pub fn voter_record(&self, voter: u8) -> VoterRecord {
+        match self.voters.get(&voter) {
+            None => VoterRecord::None,
+            Some(choice) if self.setup.allow_change => {
+                VoterRecord::Chose(Choice::parse(choice).expect("a recorded choice is valid"))
+            }
+            Some(_) => VoterRecord::Voted,
+        }
     }
 }

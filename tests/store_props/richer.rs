@@ -378,9 +378,9 @@ impl Run {
         self.check(&r, m.version, m.closed, &m.counts, "final read");
         for (i, voter) in poll.voters.iter().enumerate() {
             assert_eq!(
-                store.has_voted(&poll.id, voter).await.unwrap(),
-                self.model.has_voted(i as u8),
-                "has voter {i} voted"
+                store.voter_record(&poll.id, voter).await.unwrap(),
+                self.model.voter_record(i as u8),
+                "what the store has on record of voter {i}"
             );
         }
     }

@@ -62,7 +62,11 @@ struct Model {
 impl Model {
     fn vote(&mut self, limit: VoteLimit, option: u32, voter: u8, key: Option<u8>) -> Expect {
         if self.closed {
-            return Expect::Refused("poll_closed");
+            // A retry of a vote counted before the close still replays it.
+            return match key.and_then(|k| self.keys.get(&k)) {
+                Some(&(first, version)) if first == option => Expect::Replayed(version),
+                _ => Expect::Refused("poll_closed"),
+            };
         }
         if option as usize >= OPTIONS {
             return Expect::Refused("option_not_found");

@@ -252,7 +252,8 @@ pub async fn show(
 /// Vote
 ///
 /// Answers the results right after this vote. A retry with the same
-/// `Idempotency-Key` replays the first outcome and counts nothing. Sets the
+/// `Idempotency-Key` replays the first outcome and counts nothing, even
+/// after the poll has closed. Sets the
 /// `tally_voter` cookie when the request had none.
 #[utoipa::path(post, path = "/api/polls/{id}/votes", tag = "polls",
     params(openapi::PollIdParam,

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 
 use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
 use crate::poll::{
-    Choice, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId, now_ms,
+    Choice, IdempotencyKey, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId,
+    now_ms,
 };
 
 /// A poll as kept in memory.
@@ -75,6 +76,27 @@ impl Record {
             self.version += 1;
         }
         self.closed
+    }
+
+    /// What a vote with `key` gets when the key has an outcome on record:
+    /// its replay for the same choice, else `idempotency_key_reused`.
+    fn replay(
+        &self,
+        id: &PollId,
+        key: &IdempotencyKey,
+        choice: &Choice,
+        now: Instant,
+    ) -> Option<Result<Results, VoteError>> {
+        let first = self
+            .idempotency
+            .get(key.as_str())
+            .filter(|f| f.expires > now)?;
+        Some(if first.choice == *choice {
+            // A vote only counts on an open poll: its outcome was open.
+            Ok(self.results_with(id, false, first.version, &first.counts))
+        } else {
+            Err(VoteError::IdempotencyKeyReused)
+        })
     }
 
     /// Whether votes of this poll are remembered per voter.
@@ -239,9 +261,16 @@ impl Store for MemoryStore {
         let mut polls = self.lock();
         let record = polls.live(&v.poll, now).ok_or(VoteError::PollNotFound)?;
         // Same order as the Redis script: poll, closed (flag or deadline),
-        // options, key, voter.
+        // options, key, voter. A retry of a vote counted before the close
+        // still replays its outcome: the vote was acknowledged once.
         if record.close_if_due(now_ms()) {
-            return Err(VoteError::PollClosed);
+            return match &v.idempotency_key {
+                Some(key) => record
+                    .replay(&v.poll, key, &v.choice, now)
+                    .filter(Result::is_ok)
+                    .unwrap_or(Err(VoteError::PollClosed)),
+                None => Err(VoteError::PollClosed),
+            };
         }
         if v.choice
             .options()
@@ -255,15 +284,9 @@ impl Store for MemoryStore {
             return Err(VoteError::TooManyChoices(max_choices));
         }
         if let Some(key) = &v.idempotency_key
-            && let Some(first) = record.idempotency.get(key.as_str())
-            && first.expires > now
+            && let Some(outcome) = record.replay(&v.poll, key, &v.choice, now)
         {
-            return if first.choice == v.choice {
-                // A vote only counts on an open poll: its outcome was open.
-                Ok(record.results_with(&v.poll, false, first.version, &first.counts))
-            } else {
-                Err(VoteError::IdempotencyKeyReused)
-            };
+            return outcome;
         }
         let previous = self.replace_choice(record, &v.voter, &v.choice)?;
         if previous.as_ref() == Some(&v.choice) {

@@ -13,6 +13,7 @@ both_backends!(
     unknown_option_closed_poll_and_unknown_poll_are_refused,
     retry_with_the_same_idempotency_key_counts_once,
     retry_on_a_one_per_voter_poll_replays_200_not_409,
+    retry_after_the_poll_closed_replays_the_counted_vote,
     idempotency_key_with_another_option_is_422,
     malformed_idempotency_key_is_400,
     idempotency_keys_are_per_poll,
@@ -199,6 +200,40 @@ async fn retry_on_a_one_per_voter_poll_replays_200_not_409(backend: Backend) {
         "a new vote is still refused"
     );
     assert_eq!(total(&app.results(id).await), 1);
+}
+
+/// A vote counted just before the close, whose answer was lost: its retry
+/// must not say `poll_closed`, or the client would think it never counted.
+async fn retry_after_the_poll_closed_replays_the_counted_vote(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (poll, token) = app.create_poll(&["a", "b"], "one_per_voter").await;
+    let id = poll["id"].as_str().unwrap();
+    let (s1, first) = app.vote(id, 1, Some("before-close")).await;
+    assert_eq!(s1, 200);
+    assert_eq!(app.close_poll(id, Some(&token)).await.status(), 200);
+    let (s2, replay) = vote_with(&client(), &app.base, id, 1, Some("before-close")).await;
+    assert_eq!(s2, 200, "{replay}");
+    assert_eq!(replay, first, "the first outcome, open as it was then");
+    // Anything else is refused as closed: a new key, the key with another
+    // option, no key.
+    let (s, _) = vote_with(&client(), &app.base, id, 0, Some("after-close")).await;
+    assert_eq!(s, 409);
+    let (s, _) = vote_with(&client(), &app.base, id, 0, Some("before-close")).await;
+    assert_eq!(s, 409);
+    let res = send(
+        "vote on a closed poll",
+        client()
+            .post(app.url(&format!("/api/polls/{id}/votes")))
+            .json(&json!({"option": 0})),
+    )
+    .await;
+    assert_error(res, 409, "poll_closed").await;
+    let now = app.results(id).await;
+    assert_eq!(
+        (counts(&now), version(&now)),
+        (vec![0, 1], 2),
+        "counted once"
+    );
 }
 
 async fn idempotency_key_with_another_option_is_422(backend: Backend) {

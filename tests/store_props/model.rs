@@ -117,8 +117,8 @@ impl PollModel {
     }
 
     /// One vote of `raw` (as the client sent it) by `voter`, maybe keyed.
-    /// Checks in the store's order: closed, options exist, how many, key,
-    /// voter rule.
+    /// Checks in the store's order: closed (where only a retry of an
+    /// earlier vote replays), options exist, how many, key, voter rule.
     pub fn vote(&mut self, raw: &[u32], voter: u8, key: Option<u8>) -> Expect {
         let mut choice = raw.to_vec();
         choice.sort_unstable();
@@ -127,7 +127,14 @@ impl PollModel {
         }
         self.close_if_due();
         if self.closed {
-            return Expect::Refused("poll_closed");
+            // A retry of a vote counted before the close still replays it.
+            return match key.and_then(|k| self.keys.get(&k)) {
+                Some(first) if first.choice == choice => Expect::Replayed {
+                    version: first.version,
+                    counts: first.counts.clone(),
+                },
+                _ => Expect::Refused("poll_closed"),
+            };
         }
         if choice.iter().any(|&o| o as usize >= self.setup.options) {
             return Expect::Refused("option_not_found");

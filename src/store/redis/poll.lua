@@ -164,6 +164,35 @@ function ops.create()
   return { 'ok' }
 end
 
+-- The outcome on record for the idempotency key at KEYS[key_at] (0: none)
+-- and the choice it counted; nil for a record left by a deleted poll of
+-- the same id.
+local function key_record(key_at, created_at)
+  local stored = key_at > 0 and redis.call('GET', KEYS[key_at])
+  if stored then
+    local first_created, choice = string.match(stored, '^(%d+),([%d+]+),')
+    if first_created == created_at then
+      return stored, choice
+    end
+  end
+  return nil
+end
+
+-- The reply to a batch on a closed poll: nothing counts, but a retry of a
+-- vote counted before the close replays its outcome ('=RECORD'); every
+-- other vote is 'poll_closed'.
+local function closed_batch(created_at)
+  local n = created_at == ARGV[7] and tonumber(ARGV[8]) or redis.call('HLEN', votes_key)
+  local version = tonumber(redis.call('GET', version_key)) or 0
+  local reply = state_reply(created_at, version, true, counts_of(n))
+  for v = 1, tonumber(ARGV[9]) do
+    local at = 7 + 3 * v
+    local stored, first_choice = key_record(tonumber(ARGV[at + 2]), created_at)
+    reply[#reply + 1] = first_choice == ARGV[at] and ('=' .. stored) or 'poll_closed'
+  end
+  return reply
+end
+
 -- A batch of votes, counted in order as if each were its own call.
 -- ARGV[6] idempotency record TTL (seconds), ARGV[7] the created_at and
 -- ARGV[8] the option count of the poll as the caller knows it (saves an
@@ -188,7 +217,7 @@ function ops.vote()
     return { 'err', 'poll_not_found' }
   end
   if close_if_due(created_at, p[2] == '1', p[8]) then
-    return { 'err', 'poll_closed' }
+    return closed_batch(created_at)
   end
   local one_per_voter = p[3] == 'one_per_voter'
   local max_choices = tonumber(p[5]) or 1
@@ -213,15 +242,7 @@ function ops.vote()
     elseif #chosen > max_choices then
       status = 'too_many_choices'
     else
-      local stored = key_at > 0 and redis.call('GET', KEYS[key_at])
-      local first_choice
-      if stored then
-        -- A record left by a deleted poll of the same id does not count.
-        local first_created, c = string.match(stored, '^(%d+),([%d+]+),')
-        if first_created == created_at then
-          first_choice = c
-        end
-      end
+      local stored, first_choice = key_record(key_at, created_at)
       local previous
       if first_choice then
         status = first_choice == choice and ('=' .. stored) or 'idempotency_key_reused'

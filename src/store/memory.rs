@@ -78,6 +78,24 @@ impl Record {
         self.closed
     }
 
+    /// Keeps the poll's state now as the outcome of the vote made with
+    /// `key`, replayed until `expires`; expired outcomes are swept
+    /// (amortised).
+    fn remember(&mut self, key: &IdempotencyKey, choice: &Choice, expires: Instant) {
+        let now = Instant::now();
+        if self.idempotency.len() >= self.sweep_at {
+            self.idempotency.retain(|_, first| first.expires > now);
+            self.sweep_at = (self.idempotency.len() * 2).max(MIN_SWEEP);
+        }
+        let first = FirstOutcome {
+            choice: choice.clone(),
+            version: self.version,
+            counts: self.counts.clone().into_boxed_slice(),
+            expires,
+        };
+        self.idempotency.insert(key.as_str().to_owned(), first);
+    }
+
     /// What a vote with `key` gets when the key has an outcome on record:
     /// its replay for the same choice, else `idempotency_key_reused`.
     fn replay(
@@ -290,7 +308,11 @@ impl Store for MemoryStore {
         }
         let previous = self.replace_choice(record, &v.voter, &v.choice)?;
         if previous.as_ref() == Some(&v.choice) {
-            // The same choice again: nothing changes.
+            // The same choice again: nothing changes, but the key keeps
+            // this answer, as in the Redis script.
+            if let Some(key) = &v.idempotency_key {
+                record.remember(key, &v.choice, now + self.idempotency_ttl);
+            }
             return Ok(record.results(&v.poll));
         }
         for &o in previous.iter().flat_map(Choice::options) {
@@ -301,21 +323,10 @@ impl Store for MemoryStore {
         }
         record.version += 1;
         record.expires = expires;
-        let results = record.results(&v.poll);
         if let Some(key) = &v.idempotency_key {
-            if record.idempotency.len() >= record.sweep_at {
-                record.idempotency.retain(|_, first| first.expires > now);
-                record.sweep_at = (record.idempotency.len() * 2).max(MIN_SWEEP);
-            }
-            let first = FirstOutcome {
-                choice: v.choice.clone(),
-                version: record.version,
-                counts: record.counts.clone().into_boxed_slice(),
-                expires: now + self.idempotency_ttl,
-            };
-            record.idempotency.insert(key.as_str().to_owned(), first);
+            record.remember(key, &v.choice, now + self.idempotency_ttl);
         }
-        Ok(results)
+        Ok(record.results(&v.poll))
     }
 
     async fn reopen(&self, id: &PollId) -> Result<Reopened, Unavailable> {

@@ -298,6 +298,15 @@ async fn the_same_choice_again_changes_nothing(backend: Backend) {
     assert_eq!(version(&again["results"]), 1, "nothing changed");
     assert_eq!(again["results"], first["results"]);
     assert_eq!(counts(&app.results(id).await), vec![1, 1, 0]);
+    // A key keeps even that answer: replayed, and never a different vote.
+    let (s, keyed) = vote_body(&app, id, json!({"options": [0, 1]}), Some("again")).await;
+    assert_eq!((s, version(&keyed["results"])), (200, 1));
+    let (s, replay) = vote_body(&app, id, json!({"options": [1, 0]}), Some("again")).await;
+    assert_eq!((s, &replay), (200, &keyed));
+    let (s, refused) = vote_body(&app, id, json!({"option": 2}), Some("again")).await;
+    assert_eq!(s, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    assert_eq!(counts(&app.results(id).await), vec![1, 1, 0]);
 }
 
 async fn without_allow_change_a_second_vote_is_409(backend: Backend) {

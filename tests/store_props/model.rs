@@ -160,6 +160,16 @@ impl PollModel {
                     return Expect::Refused("already_voted");
                 }
                 Some(current) if one_per_voter && *current == choice => {
+                    // The key keeps this answer: another choice with it
+                    // is then refused, not counted.
+                    if let Some(k) = key {
+                        let first = First {
+                            choice,
+                            version: self.version,
+                            counts: self.counts.clone(),
+                        };
+                        self.keys.insert(k, first);
+                    }
                     return Expect::Unchanged {
                         version: self.version,
                         counts: self.counts.clone(),

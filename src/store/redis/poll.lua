@@ -178,6 +178,15 @@ local function key_record(key_at, created_at)
   return nil
 end
 
+-- Records the outcome of a vote under its idempotency key (KEYS[key_at];
+-- 0: none): "created_at,choice,version,count0,count1,…".
+local function remember_key(key_at, created_at, choice, version, counts, ttl)
+  if key_at > 0 then
+    redis.call('SET', KEYS[key_at], created_at .. ',' .. choice .. ',' .. version .. ','
+      .. table.concat(counts, ','), 'EX', ttl)
+  end
+end
+
 -- The reply to a batch on a closed poll: nothing counts, but a retry of a
 -- vote counted before the close replays its outcome ('=RECORD'); every
 -- other vote is 'poll_closed'.
@@ -249,7 +258,10 @@ function ops.vote()
       elseif allow_change then
         previous = redis.call('HGET', voters_key, voter)
         if previous == choice then
+          -- Nothing changes, but the key keeps this answer: the same key
+          -- with another choice is then refused, not counted.
           status = '~'
+          remember_key(key_at, created_at, choice, version, counts, idem_ttl)
         else
           redis.call('HSET', voters_key, voter, choice)
           new_voters = true
@@ -274,10 +286,7 @@ function ops.vote()
         end
         version = version + 1
         counted = counted + 1
-        if key_at > 0 then
-          redis.call('SET', KEYS[key_at], created_at .. ',' .. choice .. ',' .. version .. ','
-            .. table.concat(counts, ','), 'EX', idem_ttl)
-        end
+        remember_key(key_at, created_at, choice, version, counts, idem_ttl)
       end
     end
     reply[#reply + 1] = status

@@ -46,17 +46,20 @@ async fn listed(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// On Redis, every key of a poll: how "creates nothing" is checked there.
+/// On Redis (one server or the cluster: `KEYS` goes to every master), every
+/// key of a poll under this backend's prefix: how "creates nothing" is
+/// checked there.
 async fn redis_poll_keys(backend: &Backend) -> Option<Vec<String>> {
-    let Backend::Redis(redis) = backend else {
-        return None;
-    };
-    let mut conn = redis.conn().await;
-    let mut keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("tally:poll:*")
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let prefix = backend.key_prefix()?;
+    let mut conn = backend.store_conn().await?;
+    let mut keys: Vec<String> = within(
+        "KEYS",
+        ::redis::cmd("KEYS")
+            .arg(format!("{prefix}:poll:*"))
+            .query_async(&mut conn),
+    )
+    .await
+    .expect("KEYS");
     keys.sort();
     Some(keys)
 }

@@ -71,6 +71,9 @@ async fn the_eleventh_poll_in_a_minute_is_429_and_creates_nothing(backend: Backe
         assert_eq!(res.status(), 201, "poll {i} of the allowance");
     }
     let before = (listed(&app).await, redis_poll_keys(&backend).await);
+    if let Some(keys) = &before.1 {
+        assert!(!keys.is_empty(), "KEYS sees the ten polls' keys");
+    }
     let res = create_as(&app, "198.51.100.1", "One too many").await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()

@@ -563,25 +563,18 @@ macro_rules! backend_tests {
 /// tests/api/cluster/harness.rs; the first test forms the cluster):
 /// `both_backends!(creates_a_poll, …)` where `async fn creates_a_poll(backend: Backend)`.
 /// Filter with `cargo test --test api memory`, `… redis` or `… cluster`.
-/// (The name stayed when the cluster joined; a behaviour that is inherently
-/// one server's goes in [`memory_and_redis!`] instead.)
+/// (The name stayed when the cluster joined.) A behaviour that pokes Redis
+/// itself uses [`Backend::store_conn`] and [`Backend::key_prefix`], which
+/// serve both Redis backends.
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
-        memory_and_redis!($($name),+);
+        backend_tests!(memory, $crate::helpers::Backend::Memory, $($name),+);
+        backend_tests!(redis, $crate::helpers::Backend::redis().await, $($name),+);
         backend_tests!(
             cluster_backend,
             $crate::cluster::harness::TestCluster::shared().backend(),
             $($name),+
         );
-    };
-}
-
-/// Like [`both_backends!`] without the cluster, for behaviours that only
-/// exist with one redis-server (each use says why); `mod memory` and `mod redis`.
-macro_rules! memory_and_redis {
-    ($($name:ident),+ $(,)?) => {
-        backend_tests!(memory, $crate::helpers::Backend::Memory, $($name),+);
-        backend_tests!(redis, $crate::helpers::Backend::redis().await, $($name),+);
     };
 }
 

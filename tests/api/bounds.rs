@@ -55,12 +55,16 @@ async fn a_poll_idle_past_its_ttl_is_gone(backend: Backend) {
             .any(|p| p["id"] == id.as_str()),
         "an expired poll is not listed"
     );
-    if let Backend::Redis(redis) = &backend {
-        let mut conn = redis.conn().await;
-        let left: Vec<String> = conn.keys(format!("tally:poll:{{{id}}}*")).await.unwrap();
+    // On one Redis and on the cluster alike (there `KEYS` asks every master).
+    if let (Some(prefix), Some(mut conn)) = (backend.key_prefix(), backend.store_conn().await) {
+        let left: Vec<String> = within("KEYS", conn.keys(format!("{prefix}:poll:{{{id}}}*")))
+            .await
+            .unwrap();
         let left: Vec<&String> = left.iter().filter(|k| !k.contains(":idem:")).collect();
         assert!(left.is_empty(), "keys left behind: {left:?}");
-        let indexed: Option<f64> = conn.zscore("tally:polls", &id).await.unwrap();
+        let indexed: Option<f64> = within("ZSCORE", conn.zscore(format!("{prefix}:polls"), &id))
+            .await
+            .unwrap();
         assert_eq!(
             indexed, None,
             "listing dropped the expired id from the index"

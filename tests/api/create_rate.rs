@@ -46,17 +46,20 @@ async fn listed(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// On Redis, every key of a poll: how "creates nothing" is checked there.
+/// On Redis (one server or the cluster: `KEYS` goes to every master), every
+/// key of a poll under this backend's prefix: how "creates nothing" is
+/// checked there.
 async fn redis_poll_keys(backend: &Backend) -> Option<Vec<String>> {
-    let Backend::Redis(redis) = backend else {
-        return None;
-    };
-    let mut conn = redis.conn().await;
-    let mut keys: Vec<String> = ::redis::cmd("KEYS")
-        .arg("tally:poll:*")
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let prefix = backend.key_prefix()?;
+    let mut conn = backend.store_conn().await?;
+    let mut keys: Vec<String> = within(
+        "KEYS",
+        ::redis::cmd("KEYS")
+            .arg(format!("{prefix}:poll:*"))
+            .query_async(&mut conn),
+    )
+    .await
+    .expect("KEYS");
     keys.sort();
     Some(keys)
 }
@@ -68,6 +71,9 @@ async fn the_eleventh_poll_in_a_minute_is_429_and_creates_nothing(backend: Backe
         assert_eq!(res.status(), 201, "poll {i} of the allowance");
     }
     let before = (listed(&app).await, redis_poll_keys(&backend).await);
+    if let Some(keys) = &before.1 {
+        assert!(!keys.is_empty(), "KEYS sees the ten polls' keys");
+    }
     let res = create_as(&app, "198.51.100.1", "One too many").await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()

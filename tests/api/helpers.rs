@@ -230,6 +230,28 @@ impl Backend {
         Backend::Redis(TestRedis::start().await)
     }
 
+    /// The prefix the store's keys have: `tally` on one Redis, the test's
+    /// own on a cluster; `None` in memory.
+    pub fn key_prefix(&self) -> Option<String> {
+        match self {
+            Backend::Memory => None,
+            Backend::Redis(_) => Some(Config::for_tests().redis_prefix),
+            Backend::Cluster { prefix, .. } => Some(prefix.clone()),
+        }
+    }
+
+    /// A connection to the Redis behind this backend (one server or the
+    /// whole cluster), for assertions on the keys; `None` in memory.
+    pub async fn store_conn(&self) -> Option<StoreConn> {
+        match self {
+            Backend::Memory => None,
+            Backend::Redis(redis) => Some(StoreConn::Single(redis.conn().await)),
+            Backend::Cluster { seeds, .. } => {
+                Some(StoreConn::Cluster(cluster_conn(seeds.clone()).await))
+            }
+        }
+    }
+
     pub fn config(&self) -> Config {
         let mut config = Config::for_tests();
         match self {
@@ -241,6 +263,53 @@ impl Backend {
             }
         }
         config
+    }
+}
+
+/// A connection to the Redis Cluster of `seeds`, for assertions.
+pub async fn cluster_conn(seeds: Vec<String>) -> redis::cluster_async::ClusterConnection {
+    let client = redis::cluster::ClusterClient::new(seeds).expect("cluster client");
+    within("connect to the test cluster", client.get_async_connection())
+        .await
+        .expect("connect to the test cluster")
+}
+
+/// A connection to one Redis or to a whole cluster (which routes each
+/// command by its key's slot, and `KEYS` to every master), so an assertion
+/// on keys is written once for both.
+pub enum StoreConn {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for StoreConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            StoreConn::Single(c) => c.req_packed_command(cmd),
+            StoreConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            StoreConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            StoreConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            StoreConn::Single(c) => c.get_db(),
+            StoreConn::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -487,14 +556,25 @@ macro_rules! backend_tests {
     };
 }
 
-/// Generates `mod memory` and `mod redis`, each with one `#[tokio::test]`
-/// per named behaviour, so every behaviour runs against both backends:
+/// Generates `mod memory`, `mod redis` and `mod cluster_backend`, each with
+/// one `#[tokio::test]` per named behaviour, so every behaviour runs in
+/// memory, on one Redis and on the process's shared Redis Cluster (under a
+/// key prefix of its own: `TestCluster::shared().backend()` in
+/// tests/api/cluster/harness.rs; the first test forms the cluster):
 /// `both_backends!(creates_a_poll, …)` where `async fn creates_a_poll(backend: Backend)`.
-/// Filter with `cargo test --test api memory` or `… redis`.
+/// Filter with `cargo test --test api memory`, `… redis` or `… cluster`.
+/// (The name stayed when the cluster joined.) A behaviour that pokes Redis
+/// itself uses [`Backend::store_conn`] and [`Backend::key_prefix`], which
+/// serve both Redis backends.
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
         backend_tests!(memory, $crate::helpers::Backend::Memory, $($name),+);
         backend_tests!(redis, $crate::helpers::Backend::redis().await, $($name),+);
+        backend_tests!(
+            cluster_backend,
+            $crate::cluster::harness::TestCluster::shared().backend(),
+            $($name),+
+        );
     };
 }
 

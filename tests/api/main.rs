@@ -1,5 +1,6 @@
 //! The integration suite: one binary, one module per feature. Behaviours
-//! run on both backends through `both_backends!` (`mod memory`, `mod redis`).
+//! run in memory, on one Redis and on a Redis Cluster through
+//! `both_backends!` (`mod memory`, `mod redis`, `mod cluster_backend`).
 
 #[macro_use]
 mod helpers;

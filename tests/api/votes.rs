@@ -194,12 +194,20 @@ async fn retry_on_a_one_per_voter_poll_replays_200_not_409(backend: Backend) {
         assert_eq!(status, 200, "replay, not already_voted: {replay}");
         assert_eq!(replay, first);
     }
+    // The key with another option is a reused key (422), not a second vote.
+    let (status, reused) = app.vote(id, 1, Some("k-1")).await;
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{reused}"
+    );
     assert_eq!(
         app.vote(id, 0, None).await.0,
         409,
         "a new vote is still refused"
     );
     assert_eq!(total(&app.results(id).await), 1);
+    assert_eq!(counts(&app.results(id).await), vec![1, 0]);
 }
 
 /// A vote counted just before the close, whose answer was lost: its retry

@@ -254,10 +254,7 @@ impl TestCluster {
 
     /// A connection to the whole cluster, for assertions.
     pub async fn conn(&self) -> redis::cluster_async::ClusterConnection {
-        let client = redis::cluster::ClusterClient::new(self.seeds()).expect("cluster client");
-        crate::helpers::within("connect to the test cluster", client.get_async_connection())
-            .await
-            .expect("connect to the test cluster")
+        crate::helpers::cluster_conn(self.seeds()).await
     }
 }
 

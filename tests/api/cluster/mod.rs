@@ -1,12 +1,14 @@
 //! tally on a real Redis Cluster (three masters, three replicas).
 //!
-//! `mod behaviour`: a representative part of the shared suite on ONE
-//! cluster per test process (each test under its own key prefix):
-//! create, vote, follow on all four transports across instances,
-//! idempotency, one per voter, close and delete, keys spread over masters.
-//! `faults`: each on a cluster of its own — a master SIGKILLed, a planned
-//! failover, a slot migrated, a node's pub/sub clients killed.
-//! Filter with `cargo test --test api cluster`.
+//! Every shared behaviour (`both_backends!`) runs on ONE cluster per test
+//! process, each test under its own key prefix (`mod cluster_backend` in
+//! each feature's module). Here, on that same cluster, what only a cluster
+//! has: changes crossing instances on all four transports, concurrent votes
+//! and retries split over two instances, close and delete reaching another
+//! instance's followers, polls spread over the masters, and a cluster with
+//! one Redis refused. `faults`: each on a cluster of its own — a master
+//! SIGKILLed, a planned failover, a slot migrated, a node's pub/sub
+//! clients killed. Filter with `cargo test --test api cluster`.
 
 pub mod harness;
 
@@ -146,34 +148,6 @@ async fn concurrent_votes_on_both_instances_are_all_counted_once() {
         }
     })
     .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotency_and_one_per_voter_hold_on_a_cluster() {
-    let cluster = TestCluster::shared();
-    let backend = cluster.backend();
-    let a = spawn_app(&backend).await;
-    let (poll, _) = a.create_poll(&["x", "y"], "one_per_voter").await;
-    let id = id_of(&poll);
-    let (s1, first) = a.vote(&id, 0, Some("key-1")).await;
-    let (s2, replay) = a.vote(&id, 0, Some("key-1")).await;
-    assert_eq!((s1, s2), (200, 200));
-    assert_eq!(version(&first["results"]), version(&replay["results"]));
-    let (s3, reused) = a.vote(&id, 1, Some("key-1")).await;
-    assert_eq!(
-        (s3, reused["error"]["code"].as_str()),
-        (422, Some("idempotency_key_reused")),
-        "{reused}"
-    );
-    let (s4, again) = a.vote(&id, 1, None).await;
-    assert_eq!(
-        (s4, again["error"]["code"].as_str()),
-        (409, Some("already_voted"))
-    );
-    assert_eq!(
-        redis_counts(&cluster, &prefix_of(&backend), &id, 2).await,
-        [1, 0]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

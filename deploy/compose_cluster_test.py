@@ -53,11 +53,17 @@ def compose(*args: str, timeout: float = 300, capture: bool = False) -> str:
     return ct.compose(*args, timeout=timeout, capture=capture, project=PROJECT, file=FILE)
 
 
+CONTAINERS: dict[str, str] = {}
+
+
 def container(service: str) -> str:
-    ids = compose("ps", "-q", service, capture=True).split()
-    if not ids:
-        raise Failure(f"no container for {service}")
-    return ids[0]
+    """A service's container id (asked once: `compose ps` takes ~1 s)."""
+    if service not in CONTAINERS:
+        ids = compose("ps", "-q", service, capture=True).split()
+        if not ids:
+            raise Failure(f"no container for {service}")
+        CONTAINERS[service] = ids[0]
+    return CONTAINERS[service]
 
 
 def cli(node: str, *args: str) -> str:
@@ -65,15 +71,20 @@ def cli(node: str, *args: str) -> str:
     return ct.docker("exec", container(node), "redis-cli", "-c", *args, timeout=30)
 
 
+IPS: dict[str, str] = {}
+
+
 def node_ips() -> dict[str, str]:
-    """Cluster-network address → compose service, for every node container."""
-    found = {}
+    """Cluster-network address → compose service, for every node container;
+    remembered, so a killed (address-less) node is still named."""
+    found = IPS
     for node in NODES:
         ip = ct.docker(
             "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
             container(node),
         ).strip()
-        found[ip] = node
+        if ip:
+            found[ip] = node
     return found
 
 
@@ -92,7 +103,8 @@ def masters(via: str) -> dict[str, list[tuple[int, int]]]:
             lo, _, hi = r.partition("-")
             ranges.append((int(lo), int(hi or lo)))
         if ranges:
-            out[ips[parts[1].split("@")[0].rsplit(":", 1)[0]]] = ranges
+            ip = parts[1].split("@")[0].rsplit(":", 1)[0]
+            out[ips.get(ip, ip)] = ranges
     return out
 
 
@@ -132,7 +144,11 @@ async def create_polls(client: httpx.AsyncClient) -> list[Poll]:
     for i in range(POLLS):
         r = await client.post(
             "/api/polls",
-            json={"question": f"cluster poll {i}?", "options": ["a", "b", "c"]},
+            json={
+                "question": f"cluster poll {i}?",
+                "options": ["a", "b", "c"],
+                "vote_limit": "unlimited",
+            },
         )
         check(r.status_code == 201, f"poll {i} created through the load balancer ({r.status_code})")
         polls.append(Poll(r.json()["poll"]["id"], [0, 0, 0]))

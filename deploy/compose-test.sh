@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end test of docker-compose.yml (see deploy/compose_test.py for what it
-# checks). Skips, saying so, when Docker does not answer. Provides what the
+# End-to-end tests of docker-compose.yml and docker-compose.cluster.yml (see
+# deploy/compose_test.py and deploy/compose_cluster_test.py for what they
+# check). Skips, saying so, when Docker does not answer. Provides what the
 # test needs first:
 #   - the base images: pulled, or where nothing can be pulled, local stand-ins
 #     built by deploy/local-images.sh;
@@ -10,7 +11,8 @@
 #   - a Python venv with httpx and websockets (TALLY_TEST_VENV, default
 #     /var/tmp/tally-compose-test-venv).
 # Bounded: the whole run stops after TALLY_COMPOSE_TEST_TIMEOUT seconds (2400:
-# a cold image build on 2 busy cores takes most of it; a warm run ~2 min).
+# a cold image build on 2 busy cores takes most of it; a warm run ~2 min;
+# the cluster scenario has its own bound, TALLY_COMPOSE_CLUSTER_TEST_TIMEOUT, 600).
 #
 # Usage: deploy/compose-test.sh [--keep] [--no-build]
 set -euo pipefail
@@ -43,5 +45,12 @@ venv=${TALLY_TEST_VENV:-/var/tmp/tally-compose-test-venv}
 "$venv/bin/python" -c 'import httpx, websockets' 2>/dev/null ||
   "$venv/bin/pip" install -q 'httpx>=0.27,<1' 'websockets>=13,<18'
 
-exec timeout --signal=TERM --kill-after=60 "${TALLY_COMPOSE_TEST_TIMEOUT:-2400}" \
-  "$venv/bin/python" deploy/compose_test.py "$@"
+# Then the cluster file (deploy/compose_cluster_test.py), on the image the
+# first scenario built; both must pass. --keep is not passed on: two stacks
+# would hold the image's ports and names for nothing.
+rc=0
+timeout --signal=TERM --kill-after=60 "${TALLY_COMPOSE_TEST_TIMEOUT:-2400}" \
+  "$venv/bin/python" deploy/compose_test.py "$@" || rc=1
+timeout --signal=TERM --kill-after=60 "${TALLY_COMPOSE_CLUSTER_TEST_TIMEOUT:-600}" \
+  "$venv/bin/python" deploy/compose_cluster_test.py || rc=1
+exit $rc

@@ -82,8 +82,14 @@ def compose_command() -> list[str]:
 COMPOSE = compose_command()
 
 
-def compose(*args: str, timeout: float = 300, capture: bool = False) -> str:
-    cmd = [*COMPOSE, "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml"), *args]
+def compose(
+    *args: str,
+    timeout: float = 300,
+    capture: bool = False,
+    project: str = PROJECT,
+    file: str = "docker-compose.yml",
+) -> str:
+    cmd = [*COMPOSE, "-p", project, "-f", str(ROOT / file), *args]
     log("$ compose " + " ".join(args))
     done = subprocess.run(
         cmd,
@@ -104,9 +110,10 @@ def docker(*args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
-def app_containers() -> dict[str, str]:
-    """Running app containers: instance id (the hostname) → container id."""
-    ids = compose("ps", "-q", "app", capture=True).split()
+def app_containers(**where: str) -> dict[str, str]:
+    """Running app containers: instance id (the hostname) → container id.
+    `where`: compose()'s project and file, for the cluster scenario."""
+    ids = compose("ps", "-q", "app", capture=True, **where).split()
     found = {}
     for cid in ids:
         host, status = docker(
@@ -241,8 +248,8 @@ async def follow_ws(f: Follower, base: str) -> None:
         await asyncio.sleep(0.3)
 
 
-async def follow_sse(f: Follower, base: str) -> None:
-    url = f"{base}/api/polls/{POLL}/events"
+async def follow_sse(f: Follower, base: str, poll: str = POLL) -> None:
+    url = f"{base}/api/polls/{poll}/events"
     last_id: str | None = None
     timeout = httpx.Timeout(5, read=40)
     while True:
@@ -393,6 +400,7 @@ async def current(base: str) -> dict:
 
 
 async def all_replicas_answer(base: str) -> set[str]:
+    """Every replica's instance id seen answering /readyz through the load balancer."""
     seen: set[str] = set()
     async with httpx.AsyncClient(timeout=3) as client:
         for _ in range(REPLICAS * 4):

@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 
@@ -340,24 +337,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log(f"cluster: project {PROJECT}, load balancer on {base}")
 
-    ok = False
-    try:
-        compose("down", "-v", "--remove-orphans", timeout=120)
-        if args.build:
-            compose("build", "app", timeout=3600)
-        asyncio.run(asyncio.wait_for(scenario(base), timeout=420))
-        ok = True
-    except Exception as e:  # any failure ends in the summary line and the logs
-        if not isinstance(e, Failure | TimeoutError | subprocess.TimeoutExpired):
-            traceback.print_exc()
-        log(f"FAILED: {e}")
-        with contextlib.suppress(Exception):
-            compose("logs", "--tail", "30", timeout=60)
-    finally:
-        if not args.keep:
-            compose("down", "-v", "--remove-orphans", timeout=120)
-    print("compose-cluster-test: 1 passed, 0 failed" if ok else "compose-cluster-test: 0 passed, 1 failed")
-    return 0 if ok else 1
+    return ct.run_stack("compose-cluster-test", compose, scenario, base, build=args.build,
+                        keep=args.keep, timeout=420)
 
 
 if __name__ == "__main__":

@@ -580,6 +580,34 @@ def pick_victim(streams: list[Follower], containers: dict[str, str]) -> str:
     return victim
 
 
+def run_stack(name: str, compose_fn, scenario, base: str, *, build: bool, keep: bool,
+              timeout: float) -> int:
+    """Runs `scenario(base)` on a fresh stack (`compose_fn` names the project
+    and file), bounded by `timeout` seconds; always ends with `down -v`
+    unless `keep`. Prints `NAME: 1 passed, 0 failed` (or the failure) and
+    answers the exit status."""
+    ok = False
+    try:
+        compose_fn("down", "-v", "--remove-orphans", timeout=120)
+        if build:
+            started = time.monotonic()
+            compose_fn("build", "app", timeout=3600)
+            log(f"image built in {time.monotonic() - started:.0f}s")
+        asyncio.run(asyncio.wait_for(scenario(base), timeout=timeout))
+        ok = True
+    except Exception as e:  # any failure ends in the summary line and the logs
+        if not isinstance(e, Failure | TimeoutError | subprocess.TimeoutExpired):
+            traceback.print_exc()
+        log(f"FAILED: {e}")
+        with contextlib.suppress(Exception):  # the logs are a courtesy
+            compose_fn("logs", "--tail", "40", timeout=60)
+    finally:
+        if not keep:
+            compose_fn("down", "-v", "--remove-orphans", timeout=120)
+    print(f"{name}: 1 passed, 0 failed" if ok else f"{name}: 0 passed, 1 failed")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep", action="store_true", help="leave the stack up at the end")
@@ -592,26 +620,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log(f"compose: {' '.join(COMPOSE)}, project {PROJECT}, load balancer on {base}")
 
-    ok = False
-    try:
-        compose("down", "-v", "--remove-orphans", timeout=120)
-        if not args.no_build:
-            started = time.monotonic()
-            compose("build", "app", timeout=3600)
-            log(f"image built in {time.monotonic() - started:.0f}s")
-        asyncio.run(asyncio.wait_for(scenario(base), timeout=600))
-        ok = True
-    except Exception as e:  # any failure ends in the summary line and the logs
-        if not isinstance(e, Failure | TimeoutError | subprocess.TimeoutExpired):
-            traceback.print_exc()
-        log(f"FAILED: {e}")
-        with contextlib.suppress(Exception):  # the logs are a courtesy
-            compose("logs", "--tail", "40", timeout=60)
-    finally:
-        if not args.keep:
-            compose("down", "-v", "--remove-orphans", timeout=120)
-    print("compose-test: 1 passed, 0 failed" if ok else "compose-test: 0 passed, 1 failed")
-    return 0 if ok else 1
+    return run_stack("compose-test", compose, scenario, base, build=not args.no_build,
+                     keep=args.keep, timeout=600)
 
 
 if __name__ == "__main__":

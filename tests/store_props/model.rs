@@ -162,14 +162,7 @@ impl PollModel {
                 Some(current) if one_per_voter && *current == choice => {
                     // The key keeps this answer: another choice with it
                     // is then refused, not counted.
-                    if let Some(k) = key {
-                        let first = First {
-                            choice,
-                            version: self.version,
-                            counts: self.counts.clone(),
-                        };
-                        self.keys.insert(k, first);
-                    }
+                    self.remember(key, choice);
                     return Expect::Unchanged {
                         version: self.version,
                         counts: self.counts.clone(),
@@ -188,6 +181,15 @@ impl PollModel {
             self.counts[o as usize] += 1;
         }
         self.version += 1;
+        self.remember(key, choice);
+        Expect::Counted {
+            version: self.version,
+            counts: self.counts.clone(),
+        }
+    }
+
+    /// Keeps the poll's state now as the answer of `key`, if any.
+    fn remember(&mut self, key: Option<u8>, choice: Vec<u32>) {
         if let Some(k) = key {
             let first = First {
                 choice,
@@ -195,10 +197,6 @@ impl PollModel {
                 counts: self.counts.clone(),
             };
             self.keys.insert(k, first);
-        }
-        Expect::Counted {
-            version: self.version,
-            counts: self.counts.clone(),
         }
     }
 

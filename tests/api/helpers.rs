@@ -186,10 +186,17 @@ fn spawn_redis(port: u16, dir: &Path, persistent: bool) -> Child {
     } else {
         &["--appendonly", "no"]
     };
+    spawn_redis_server(port, dir, aof)
+}
+
+/// A private `redis-server` on loopback `port`, no snapshots, logging to
+/// `dir/redis.log`, DEBUG allowed from loopback, with `extra` arguments
+/// (persistence, cluster mode).
+pub fn spawn_redis_server(port: u16, dir: &Path, extra: &[&str]) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", ""])
-        .args(aof)
+        .args(extra)
         .arg("--dir")
         .arg(dir)
         .arg("--logfile")

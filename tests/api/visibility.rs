@@ -180,40 +180,19 @@ async fn the_admin_token_always_sees_counts(backend: Backend) {
     app.vote(id, 1, None).await;
     let hidden = app.results(id).await;
     assert_eq!(hidden["results_hidden"], true);
-    let admin = json_of(
-        send(
-            "admin read",
-            app.client
-                .get(app.url(&format!("/api/polls/{id}")))
-                .bearer_auth(&token),
-        )
-        .await,
-    )
-    .await;
+    let admin = read_as(&app, "admin read", &format!("/api/polls/{id}"), &token).await;
     assert_eq!(admin["results_hidden"], false);
     assert_eq!(counts(&admin), vec![0, 1, 0]);
-    let wrong = json_of(
-        send(
-            "wrong token",
-            app.client
-                .get(app.url(&format!("/api/polls/{id}")))
-                .bearer_auth("nope"),
-        )
-        .await,
-    )
-    .await;
+    let wrong = read_as(&app, "wrong token", &format!("/api/polls/{id}"), "nope").await;
     assert_eq!(
         wrong["results_hidden"], true,
         "a wrong token is just not the host"
     );
-    let lp = json_of(
-        send(
-            "admin long poll",
-            app.client
-                .get(app.url(&format!("/api/polls/{id}/changes?since=0&timeout=1")))
-                .bearer_auth(&token),
-        )
-        .await,
+    let lp = read_as(
+        &app,
+        "admin long poll",
+        &format!("/api/polls/{id}/changes?since=0&timeout=1"),
+        &token,
     )
     .await;
     assert_eq!(counts(&lp), vec![0, 1, 0]);
@@ -299,4 +278,9 @@ async fn the_csv_follows_the_rule_and_the_token_bypasses_it(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(admin, "option,label,votes\r\n0,a,0\r\n1,b,1\r\n2,c,0\r\n");
+}
+
+/// `GET path` with `Authorization: Bearer token`, as JSON.
+async fn read_as(app: &TestApp, what: &str, path: &str, token: &str) -> Value {
+    json_of(send(what, app.client.get(app.url(path)).bearer_auth(token)).await).await
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Backend, free_port};
+use crate::helpers::{Backend, free_port, spawn_redis_server};
 
 /// How long a cluster may take to form (or to agree again after a fault).
 const FORM: Duration = Duration::from_secs(30);
@@ -67,29 +67,28 @@ impl Drop for Node {
 }
 
 fn spawn_node(port: u16, bus: u16, dir: &std::path::Path) -> Child {
-    Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--cluster-enabled", "yes"])
-        .args(["--cluster-port", &bus.to_string()])
-        .args(["--cluster-config-file", "nodes.conf"])
-        .args(["--cluster-node-timeout", "2000"])
-        .args(["--save", "", "--appendonly", "no"])
-        // A rejoining replica syncs at once, not after the default 5 s.
-        .args([
+    let bus = bus.to_string();
+    spawn_redis_server(
+        port,
+        dir,
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus,
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+            "--appendonly",
+            "no",
+            // A rejoining replica syncs at once, not after the default 5 s.
             "--repl-diskless-sync",
             "yes",
             "--repl-diskless-sync-delay",
             "0",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--logfile")
-        .arg(dir.join("redis.log"))
-        .args(["--enable-debug-command", "local"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts")
+        ],
+    )
 }
 
 fn cli(port: u16, args: &[&str]) -> String {

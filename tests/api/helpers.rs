@@ -21,11 +21,25 @@ use tokio_tungstenite::tungstenite::Message;
 /// The bound on any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The bound on starting a whole program (a browser) on a loaded machine:
+/// a cold Chromium launch beside a running suite can take longer than
+/// [`WAIT`] on two cores.
+pub const START_WAIT: Duration = Duration::from_secs(30);
+
 /// Awaits `fut` for at most [`WAIT`], failing the test with `what` otherwise.
 pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut)
+    within_for(WAIT, what, fut).await
+}
+
+/// [`within`] with another bound.
+pub async fn within_for<T>(
+    bound: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(bound, fut)
         .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?}: {what}"))
+        .unwrap_or_else(|_| panic!("timed out after {bound:?}: {what}"))
 }
 
 /// Logs go to the test output only when `TEST_LOG` is set.

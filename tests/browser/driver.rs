@@ -17,7 +17,7 @@ use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::helpers::{WAIT, free_port, within};
+use crate::helpers::{START_WAIT, WAIT, free_port, within, within_for};
 
 /// The Debian packages the browser tests need.
 pub const PACKAGES: &str = "chromium chromium-driver fonts-noto-cjk";
@@ -87,7 +87,7 @@ impl Driver {
     async fn wait_ready(&self) {
         let status = format!("{}/status", self.url);
         let client = reqwest::Client::new();
-        within("chromedriver to be ready", async {
+        within_for(START_WAIT, "chromedriver to be ready", async {
             loop {
                 if let Ok(res) = client.get(&status).send().await
                     && res.status() == 200
@@ -120,7 +120,8 @@ impl Driver {
     async fn session(&self, javascript: bool, lang: &str) -> Page {
         let caps = capabilities(javascript, lang);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = within(
+        let client = within_for(
+            START_WAIT,
             "browser session to start",
             ClientBuilder::new(connector)
                 .capabilities(caps)

@@ -224,28 +224,38 @@ fn spawn_limiter_upkeep(state: &AppState) {
     });
 }
 
-/// The whole router: API, pages, and the layers every response passes.
-pub fn app(state: AppState) -> Router {
+/// The whole application: the router, wrapped once in the layers every
+/// response passes (tracing, the instance header).
+///
+/// Wrapped around the router rather than added with `Router::layer`, which
+/// wraps every route apart: each such layer cost every request a boxed
+/// service clone and one more future level (8.5 % of tally's CPU per vote
+/// was the router and its layers, against ~1 % for the routing itself).
+pub fn app(state: AppState) -> impl server::App {
     let instance = HeaderValue::from_str(&state.instance)
         .unwrap_or_else(|_| HeaderValue::from_static("tally"));
-    Router::new()
-        .merge(api::routes())
-        .merge(pages::routes(state.clone()))
-        .fallback(api::errors::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::security::refuse_cross_site,
-        ))
-        // After the cross-site layer, on purpose: axum swaps this handler in
-        // for each route's default fallback, so a method a route does not
-        // have answers 405 without passing the cross-site check (a PUT with
-        // a foreign or empty `Origin` is not allowed, not forbidden). The
-        // layers below still wrap it.
-        .method_not_allowed_fallback(api::errors::method_not_allowed)
+    let router = router(state);
+    tower::ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::overriding(
             X_TALLY_INSTANCE.clone(),
             instance,
         ))
-        .layer(TraceLayer::new_for_http())
+        .service(router)
+}
+
+/// API and pages, with the cross-site refusal that must sit inside routing.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes(state.clone()))
+        .fallback(api::errors::not_found)
+        .layer(api::security::RefuseCrossSiteLayer::new(state.clone()))
+        // After the cross-site layer, on purpose: axum swaps this handler in
+        // for each route's default fallback, so a method a route does not
+        // have answers 405 without passing the cross-site check (a PUT with
+        // a foreign or empty `Origin` is not allowed, not forbidden). The
+        // layers of `app` still wrap it.
+        .method_not_allowed_fallback(api::errors::method_not_allowed)
         .with_state(state)
 }

@@ -9,6 +9,10 @@ use crate::service::Transport;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// `tally_votes_accepted_total`, looked up once when the recorder is
+/// installed: a registry lookup per vote was 1 % of a vote's CPU.
+static VOTES_ACCEPTED: OnceLock<metrics::Counter> = OnceLock::new();
+
 /// Installs the process-wide recorder once (several in-process instances,
 /// as in tests, share it) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -22,6 +26,7 @@ pub fn install() -> PrometheusHandle {
                     PrometheusBuilder::new().build_recorder().handle()
                 });
             describe();
+            let _ = VOTES_ACCEPTED.set(metrics::counter!("tally_votes_accepted_total"));
             handle
         })
         .clone()
@@ -46,7 +51,10 @@ fn describe() {
 
 /// Counts an accepted vote.
 pub fn vote_accepted() {
-    metrics::counter!("tally_votes_accepted_total").increment(1);
+    match VOTES_ACCEPTED.get() {
+        Some(counter) => counter.increment(1),
+        None => metrics::counter!("tally_votes_accepted_total").increment(1),
+    }
 }
 
 /// Counts a refused vote under its error code.

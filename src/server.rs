@@ -18,27 +18,57 @@
 //! A connection whose request body was refused unread closes lingering
 //! ([`crate::linger`]), so the client reads the refusal instead of a reset.
 
+use std::convert::Infallible;
+use std::error::Error as StdError;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::linger::{LingerIo, TrackedBody, UnreadBody};
 use crate::shutdown::Shutdown;
+
+/// What [`serve`] can serve: the application ([`crate::app`]), cloned
+/// once per request as hyper asks for it.
+pub trait App:
+    Service<
+        Request<TrackedBody>,
+        Response = Response<Self::Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The response body hyper writes out.
+    type Body: Body<Data: Send, Error: Into<Box<dyn StdError + Send + Sync>>> + Send + 'static;
+}
+
+impl<S, B> App for S
+where
+    S: Service<Request<TrackedBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data: Send, Error: Into<Box<dyn StdError + Send + Sync>>> + Send + 'static,
+{
+    type Body = B;
+}
 
 /// Accepts and serves connections until shutdown, then waits for open
 /// HTTP exchanges to finish (streams end themselves on shutdown).
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    app: impl App,
     shutdown: Shutdown,
     header_timeout: Duration,
 ) {
@@ -64,7 +94,7 @@ pub async fn serve(
             builder.clone(),
             stream,
             peer,
-            router.clone(),
+            app.clone(),
             shutdown.clone(),
         ));
     }
@@ -79,7 +109,7 @@ async fn serve_connection(
     builder: http1::Builder,
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    app: impl App,
     shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
@@ -89,8 +119,7 @@ async fn serve_connection(
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
         unread.reset();
         let unread = unread.clone();
-        router
-            .clone()
+        app.clone()
             .oneshot(req.map(|body| TrackedBody::new(body, unread)))
     });
     let mut conn = pin!(

@@ -5,8 +5,9 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -58,20 +59,51 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        let Json(object) = Json::<Map<String, Value>>::from_request(req, state).await?;
-        // The path names the field at fault (`max_choices: invalid type…`).
-        serde_path_to_error::deserialize(Value::Object(object))
-            .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    Error::Validation(format!("invalid request body: {inner}"))
-                } else {
-                    Error::Validation(format!("invalid request body: {path}: {inner}"))
-                }
-            })
+        if !is_plain_json(req.headers()) {
+            // A parameter or a `+json` type: axum's checks decide.
+            let Json(object) = Json::<Map<String, Value>>::from_request(req, state).await?;
+            return from_object(object);
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        // A well-formed object of the right shape parses straight into `T`,
+        // the same value the two steps below give it, without building a
+        // `Value` first (that was 8 % of tally's CPU per vote). Anything
+        // serde refuses (and a duplicate field) takes the two steps, which
+        // decide the error as before.
+        if bytes.trim_ascii_start().first() == Some(&b'{')
+            && let Ok(value) = serde_json::from_slice::<T>(&bytes)
+        {
+            return Ok(JsonBody(value));
+        }
+        let Json(object) = Json::<Map<String, Value>>::from_bytes(&bytes)?;
+        from_object(object)
     }
+}
+
+/// Whether the body is declared as exactly `application/json`, which is
+/// what every client of the API sends.
+fn is_plain_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"))
+}
+
+/// The second step: a JSON object converted to `T`, with the path of the
+/// field at fault in the error (`max_choices: invalid type…`).
+fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<JsonBody<T>, Error> {
+    serde_path_to_error::deserialize(Value::Object(object))
+        .map(JsonBody)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                Error::Validation(format!("invalid request body: {inner}"))
+            } else {
+                Error::Validation(format!("invalid request body: {path}: {inner}"))
+            }
+        })
 }
 
 impl From<QueryRejection> for Error {

@@ -69,7 +69,7 @@ fn results_response(json: Bytes) -> Response {
         (status = 503, description = "`too_many_connections`, `store_unavailable` or `shutting_down`",
             body = ErrorBody, headers(("Retry-After" = u32))),
     ))]
-#[tracing::instrument(skip_all, fields(poll = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(poll = %id))]
 pub async fn changes(
     State(app): State<AppState>,
     PollPath(id): PollPath,

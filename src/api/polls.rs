@@ -299,27 +299,31 @@ pub async fn vote(
                 })?,
         ),
     };
-    let (voter, cookie) = voter::identify(&jar, &headers);
-    let jar = voter::with_cookie(jar, cookie);
-    let choice = match body.choice() {
-        Ok(choice) => choice,
-        Err(e) => return Ok((jar, e).into_response()),
-    };
-    let vote = Vote {
-        poll: id,
-        choice,
-        voter,
-        idempotency_key,
-    };
-    match app.service.vote(vote).await {
-        Ok(snapshot) => {
-            // The voter has voted now: `after_vote` shows them the counts.
-            let snapshot = snapshot.for_viewer(&Viewer::voter());
-            let body = format!("{{\"results\":{}}}", snapshot.json());
-            Ok((jar, json_text(StatusCode::OK, body)).into_response())
+    let (voter, set_cookie) = voter::identify_for_header(&jar, &headers);
+    let mut response = match body.choice() {
+        Err(e) => e.into_response(),
+        Ok(choice) => {
+            let vote = Vote {
+                poll: id,
+                choice,
+                voter,
+                idempotency_key,
+            };
+            match app.service.vote(vote).await {
+                Ok(snapshot) => {
+                    // The voter has voted now: `after_vote` shows them the counts.
+                    let snapshot = snapshot.for_viewer(&Viewer::voter());
+                    let body = format!("{{\"results\":{}}}", snapshot.json());
+                    json_text(StatusCode::OK, body)
+                }
+                Err(e) => e.into_response(),
+            }
         }
-        Err(e) => Ok((jar, e).into_response()),
+    };
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    Ok(response)
 }
 
 /// Who a request is, for the poll's `results` rule.

@@ -5,10 +5,14 @@
 //! forge them anyway. What this stops is another site making a visitor's
 //! browser vote or close polls with the visitor's cookie.
 
-use axum::extract::{Request, State};
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
+use tower::{Layer, Service};
 
 use super::AppState;
 use crate::error::Error;
@@ -65,78 +69,64 @@ pub fn is_refused(req: &Request, allowed: &[String]) -> bool {
     ) && is_cross_site(req.headers(), allowed)
 }
 
-/// Middleware refusing cross-site state-changing API requests with 403
+/// The layer refusing cross-site state-changing API requests with 403
 /// `cross_site_request`. The page routes (the form fallbacks) have their
 /// own layer inside the pages' router, so that their refusal is a page in
 /// the visitor's language.
-pub async fn refuse_cross_site(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    // A method the matched route does not have never gets here: its 405 is
-    // answered outside this layer (see `crate::app`).
-    if !req.uri().path().starts_with("/api/") || !is_refused(&req, &app.config.allowed_origins) {
-        return next.run(req).await;
-    }
-    tracing::info!(path = %req.uri().path(), "cross-site request refused");
-    Error::CrossSite.into_response()
+///
+/// A plain tower layer rather than `axum::middleware::from_fn`, which
+/// boxes the inner service and the future of every request: that was 5 %
+/// of tally's CPU per vote for a check of two headers.
+#[derive(Clone)]
+pub struct RefuseCrossSiteLayer {
+    app: AppState,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
+impl RefuseCrossSiteLayer {
+    pub fn new(app: AppState) -> Self {
+        Self { app }
+    }
+}
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_static(v));
+impl<S> Layer<S> for RefuseCrossSiteLayer {
+    type Service = RefuseCrossSite<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefuseCrossSite {
+            inner,
+            app: self.app.clone(),
         }
-        h
+    }
+}
+
+/// The service of [`RefuseCrossSiteLayer`].
+#[derive(Clone)]
+pub struct RefuseCrossSite<S> {
+    inner: S,
+    app: AppState,
+}
+
+impl<S> Service<Request> for RefuseCrossSite<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
 
-    #[test]
-    fn same_host_origin_is_allowed_other_hosts_are_not() {
-        let h = headers(&[("host", "127.0.0.1:8080")]);
-        assert!(origin_allowed("http://127.0.0.1:8080", &h, &[]));
-        assert!(!origin_allowed("http://evil.example", &h, &[]));
-        assert!(!origin_allowed("null", &h, &[]));
-        let allowed = vec!["https://vote.example.com".to_string()];
-        assert!(origin_allowed("https://vote.example.com", &h, &allowed));
-    }
-
-    #[test]
-    fn requests_without_browser_headers_are_not_cross_site() {
-        assert!(!is_cross_site(&headers(&[("host", "a")]), &[]));
-        assert!(is_cross_site(
-            &headers(&[("host", "a"), ("sec-fetch-site", "cross-site")]),
-            &[]
-        ));
-        assert!(!is_cross_site(
-            &headers(&[("host", "a"), ("sec-fetch-site", "same-origin")]),
-            &[]
-        ));
-        assert!(is_cross_site(
-            &headers(&[("host", "a"), ("origin", "http://b")]),
-            &[]
-        ));
-        // A no-referrer page's own form: the origin hidden, the site told.
-        assert!(!is_cross_site(
-            &headers(&[
-                ("host", "a"),
-                ("origin", "null"),
-                ("sec-fetch-site", "same-origin")
-            ]),
-            &[]
-        ));
-        assert!(is_cross_site(
-            &headers(&[
-                ("host", "a"),
-                ("origin", "null"),
-                ("sec-fetch-site", "cross-site")
-            ]),
-            &[]
-        ));
-        assert!(is_cross_site(
-            &headers(&[("host", "a"), ("origin", "null")]),
-            &[]
-        ));
+    fn call(&mut self, req: Request) -> Self::Future {
+        // A method the matched route does not have never gets here: its 405
+        // is answered outside this layer (see `crate::app`).
+        if !req.uri().path().starts_with("/api/")
+            || !is_refused(&req, &self.app.config.allowed_origins)
+        {
+            return Either::Right(self.inner.call(req));
+        }
+        tracing::info!(path = %req.uri().path(), "cross-site request refused");
+        Either::Left(ready(Ok(Error::CrossSite.into_response())))
     }
 }

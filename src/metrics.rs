@@ -13,6 +13,31 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// installed: a registry lookup per vote was 1 % of a vote's CPU.
 static VOTES_ACCEPTED: OnceLock<metrics::Counter> = OnceLock::new();
 
+/// Each transport's follower gauge and delivery counter, looked up once
+/// when the recorder is installed: a long poll is a follower per request,
+/// and three registry lookups per request showed in its profile.
+static PER_TRANSPORT: OnceLock<[TransportMetrics; 4]> = OnceLock::new();
+
+struct TransportMetrics {
+    followers: metrics::Gauge,
+    deliveries: metrics::Counter,
+}
+
+fn transport_metrics(transport: Transport) -> TransportMetrics {
+    TransportMetrics {
+        followers: metrics::gauge!("tally_followers", "transport" => transport.as_str()),
+        deliveries: metrics::counter!("tally_deliveries_total", "transport" => transport.as_str()),
+    }
+}
+
+/// The handles of `transport`, from the table when it is installed.
+fn for_transport<T>(transport: Transport, pick: impl Fn(&TransportMetrics) -> T) -> T {
+    match PER_TRANSPORT.get() {
+        Some(table) => pick(&table[transport as usize]),
+        None => pick(&transport_metrics(transport)),
+    }
+}
+
 /// Installs the process-wide recorder once (several in-process instances,
 /// as in tests, share it) and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -27,6 +52,7 @@ pub fn install() -> PrometheusHandle {
                 });
             describe();
             let _ = VOTES_ACCEPTED.set(metrics::counter!("tally_votes_accepted_total"));
+            let _ = PER_TRANSPORT.set(Transport::ALL.map(transport_metrics));
             handle
         })
         .clone()
@@ -65,21 +91,22 @@ pub fn vote_rejected(reason: &'static str) {
 /// The counter of updates sent to followers of one transport. A follower
 /// looks it up once and keeps it: a lookup per delivery showed in profiles.
 pub fn deliveries(transport: Transport) -> metrics::Counter {
-    metrics::counter!("tally_deliveries_total", "transport" => transport.as_str())
+    for_transport(transport, |m| m.deliveries.clone())
 }
 
 /// Keeps the follower gauge of its transport up while it lives.
-pub struct FollowerGauge(Transport);
+pub struct FollowerGauge(metrics::Gauge);
 
 impl FollowerGauge {
     pub fn new(transport: Transport) -> Self {
-        metrics::gauge!("tally_followers", "transport" => transport.as_str()).increment(1.0);
-        Self(transport)
+        let gauge = for_transport(transport, |m| m.followers.clone());
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for FollowerGauge {
     fn drop(&mut self) {
-        metrics::gauge!("tally_followers", "transport" => self.0.as_str()).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }

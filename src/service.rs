@@ -31,6 +31,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in declaration order (`as usize` indexes it).
+    pub const ALL: [Transport; 4] = [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Poll => "poll",

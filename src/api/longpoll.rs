@@ -12,16 +12,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::errors::QueryParams;
 use super::openapi::{self, ErrorBody};
-use super::polls::{bearer, viewer_of};
-use super::{AppState, PollPath, voter};
+use super::polls::viewer_of;
+use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::poll::Results;
 use crate::service::Transport;
-use axum::http::HeaderMap;
-use axum_extra::extract::CookieJar;
 
 /// The longest wait a client may ask for.
 pub const MAX_TIMEOUT_SECS: u64 = 60;
@@ -73,8 +72,7 @@ fn results_response(json: Bytes) -> Response {
 pub async fn changes(
     State(app): State<AppState>,
     PollPath(id): PollPath,
-    jar: CookieJar,
-    headers: HeaderMap,
+    caller: Caller,
     QueryParams(q): QueryParams<ChangesQuery>,
 ) -> Result<Response, Error> {
     let since = non_negative("since", q.since.as_deref())?;
@@ -83,15 +81,17 @@ pub async fn changes(
         .unwrap_or(app.config.longpoll_timeout);
     let Some(since) = since else {
         let results = app.service.get(&id).await?;
-        let viewer = viewer_of(&app, &results, &jar, &headers).await?;
+        let viewer = viewer_of(&app, &results, &caller).await?;
         app.service.stats().answered_at_once(Transport::LongPoll);
         return Ok(axum::Json(viewer.view(results)).into_response());
     };
     let mut following = app.service.follow(&id, Transport::LongPoll).await?;
     let viewer = app
         .service
-        .follower_viewer(&following, bearer(&headers), voter::known(&jar).as_ref())
+        .follower_viewer(&following, caller.token(), caller.voter.as_ref())
         .await?;
+    // Nothing of the request is kept while waiting.
+    drop(caller);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut event = following.follower.latest();
     loop {

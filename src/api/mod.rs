@@ -1,6 +1,7 @@
 //! The HTTP API: one module per way of following a poll, plus the poll
 //! resource itself and the operational endpoints.
 
+pub mod caller;
 pub mod errors;
 pub mod longpoll;
 pub mod openapi;

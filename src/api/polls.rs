@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::caller::{Caller, bearer};
 use super::errors::{JsonBody, QueryParams};
 use super::openapi::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
 use super::{AppState, PollPath, voter};
@@ -233,11 +234,10 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 pub async fn show(
     State(app): State<AppState>,
     PollPath(id): PollPath,
-    jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let results = app.service.get(&id).await?;
-    let results = viewer_of(&app, &results, &jar, &headers)
+    let results = viewer_of(&app, &results, &Caller::of(&headers))
         .await?
         .view(results);
     let etag = format!("\"{}\"", results.version);
@@ -330,20 +330,11 @@ pub async fn vote(
 pub async fn viewer_of(
     app: &AppState,
     results: &Results,
-    jar: &CookieJar,
-    headers: &HeaderMap,
+    caller: &Caller,
 ) -> Result<Viewer, Error> {
-    let voter = voter::known(jar);
     app.service
-        .viewer(results, bearer(headers), voter.as_ref())
+        .viewer(results, caller.token(), caller.voter.as_ref())
         .await
-}
-
-/// The token of `Authorization: Bearer <token>`, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Close a poll
@@ -442,16 +433,15 @@ pub fn results_csv(results: &Results) -> String {
 pub async fn results_csv_file(
     State(app): State<AppState>,
     PollPath(id): PollPath,
-    jar: CookieJar,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Response, Error> {
     let results = app.service.get(&id).await?;
     // A host's download with a wrong token must not pass for the counts:
     // a token given is checked once, and refused when wrong.
-    let viewer = match bearer(&headers) {
+    let viewer = match caller.token() {
         Some(token) if app.service.is_admin(&id, Some(token)).await? => Viewer::admin(),
         Some(_) => return Err(Error::Forbidden),
-        None => viewer_of(&app, &results, &jar, &headers).await?,
+        None => viewer_of(&app, &results, &caller).await?,
     };
     let results = viewer.view(results);
     let disposition = format!("attachment; filename=\"{id}-results.csv\"");

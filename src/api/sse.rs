@@ -26,14 +26,13 @@ use std::pin::Pin;
 use tokio::time::{Duration, Instant, Sleep, sleep_until};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::caller::Caller;
 use super::openapi::{self, ErrorBody};
-use super::polls::bearer;
-use super::{AppState, PollPath, voter};
+use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::service::{Following, Transport};
 use crate::visibility::Viewer;
-use axum_extra::extract::CookieJar;
 
 /// Opens every stream: browsers wait 2 s before reconnecting.
 const RETRY: &[u8] = b"retry: 2000\n\n";
@@ -86,13 +85,13 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 pub async fn events(
     State(app): State<AppState>,
     PollPath(id): PollPath,
-    jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let following = app.service.follow(&id, Transport::Sse).await?;
+    let caller = Caller::of(&headers);
     let viewer = app
         .service
-        .follower_viewer(&following, bearer(&headers), voter::known(&jar).as_ref())
+        .follower_viewer(&following, caller.token(), caller.voter.as_ref())
         .await?;
     let keep_alive = app.config.sse_keepalive;
     let state = StreamState {

@@ -15,15 +15,15 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::caller::Caller;
 use super::openapi::{self, ErrorBody};
 use super::polls::VoteBody;
 use super::security::origin_allowed;
-use super::{AppState, PollPath, voter};
+use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
 use crate::poll::{IdempotencyKey, VoterId};
@@ -88,7 +88,6 @@ pub async fn upgrade(
     PollPath(id): PollPath,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    jar: CookieJar,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -104,12 +103,12 @@ pub async fn upgrade(
     let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
     // The handshake's cookie names the voter; without one, the connection
     // gets an id of its own for its lifetime.
-    let known = voter::known(&jar);
+    let Caller { bearer, voter } = Caller::of(&headers);
     let viewer = app
         .service
-        .follower_viewer(&following, super::polls::bearer(&headers), known.as_ref())
+        .follower_viewer(&following, bearer.as_deref(), voter.as_ref())
         .await?;
-    let voter = known.unwrap_or_else(VoterId::generate);
+    let voter = voter.unwrap_or_else(VoterId::generate);
     let client = app.vote_limiter.client_ip(peer, &headers);
     let conn = Connection {
         app: app.clone(),

@@ -1,0 +1,137 @@
+//! Who is asking: the admin token of `Authorization: Bearer` and the voter
+//! of the `tally_voter` cookie, read from the request's headers in place.
+//!
+//! The followers' handlers need only these two. Taking a `HeaderMap` and a
+//! `CookieJar` instead copies every header and every cookie, and a waiting
+//! long poll kept those copies — and with them the request bytes they
+//! point into — for as long as it waited.
+
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum_extra::extract::cookie::Cookie;
+
+use crate::poll::VoterId;
+
+use super::voter::COOKIE;
+
+/// The credentials a request carries; extracting it never fails.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The bearer token, trimmed, if the request has one.
+    pub bearer: Option<String>,
+    /// The voter its cookie names, if it carries a valid one.
+    pub voter: Option<VoterId>,
+}
+
+impl Caller {
+    /// Reads both from `headers`, copying only what it keeps.
+    pub fn of(headers: &HeaderMap) -> Self {
+        Self {
+            bearer: bearer(headers).map(str::to_owned),
+            voter: voter(headers),
+        }
+    }
+
+    /// The token as the service's checks take it.
+    pub fn token(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Self::of(&parts.headers))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The voter of the request's `tally_voter` cookie. Cookies are read as
+/// axum-extra's `CookieJar` reads them (every `Cookie` header, split on
+/// `;`, percent-decoded), and as in the jar the last cookie of that name
+/// is the one that counts.
+pub fn voter(headers: &HeaderMap) -> Option<VoterId> {
+    let value = headers
+        .get_all(header::COOKIE)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|cookie| Cookie::parse_encoded(cookie).ok())
+        .filter(|cookie| cookie.name() == COOKIE)
+        .last()?;
+    VoterId::parse(value.value())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use axum_extra::extract::CookieJar;
+
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn reads_the_voter_as_the_cookie_jar_does() {
+        let id = VoterId::generate();
+        let other = VoterId::generate();
+        let cases = [
+            vec![],
+            vec![(header::COOKIE, format!("tally_voter={}", id.as_str()))],
+            vec![(
+                header::COOKIE,
+                format!("a=1; tally_voter={}; b=2", id.as_str()),
+            )],
+            // Two headers, and the name twice: the last one counts.
+            vec![
+                (header::COOKIE, format!("tally_voter={}", other.as_str())),
+                (header::COOKIE, format!("x=y;tally_voter={}", id.as_str())),
+            ],
+            // The last one is invalid: no voter, as with the jar.
+            vec![(
+                header::COOKIE,
+                format!("tally_voter={}; tally_voter=%%", id.as_str()),
+            )],
+            vec![(header::COOKIE, "tally_voter=".to_owned())],
+            vec![(header::COOKIE, "tally_voterx=abc; =; ;;".to_owned())],
+            vec![(header::COOKIE, format!("tally_voter=%{}", id.as_str()))],
+        ];
+        for case in cases {
+            let pairs: Vec<_> = case.iter().map(|(n, v)| (n.clone(), v.as_str())).collect();
+            let map = headers(&pairs);
+            let jar = CookieJar::from_headers(&map);
+            assert_eq!(
+                voter(&map),
+                super::super::voter::known(&jar),
+                "cookies {case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_a_bearer_token_of_any_case_trimmed() {
+        let map = headers(&[(header::AUTHORIZATION, "bEaReR  tok-1 ")]);
+        assert_eq!(Caller::of(&map).token(), Some("tok-1"));
+        for other in ["Basic abc", "Bearer", "tok"] {
+            let map = headers(&[(header::AUTHORIZATION, other)]);
+            assert_eq!(Caller::of(&map).bearer, None, "{other}");
+        }
+        assert_eq!(Caller::of(&HeaderMap::new()), Caller::default());
+    }
+}

@@ -68,7 +68,7 @@ pub fn voter(headers: &HeaderMap) -> Option<VoterId> {
         .flat_map(|value| value.split(';'))
         .filter_map(|cookie| Cookie::parse_encoded(cookie).ok())
         .filter(|cookie| cookie.name() == COOKIE)
-        .last()?;
+        .next_back()?;
     VoterId::parse(value.value())
 }
 

@@ -67,8 +67,7 @@ pub fn voter(headers: &HeaderMap) -> Option<VoterId> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|cookie| Cookie::parse_encoded(cookie).ok())
-        .filter(|cookie| cookie.name() == COOKIE)
-        .next_back()?;
+        .rfind(|cookie| cookie.name() == COOKIE)?;
     VoterId::parse(value.value())
 }
 

@@ -70,21 +70,26 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(pages)
         .merge(assets::routes())
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        // `same-origin`, not `no-referrer`: under `no-referrer` browsers send
-        // `Origin: null` on form posts, which the cross-site check refuses.
-        // The manage page sets its own (`no-referrer`).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        // One `layer` call (each call boxes one more future per request).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                // `same-origin`, not `no-referrer`: under `no-referrer`
+                // browsers send `Origin: null` on form posts, which the
+                // cross-site check refuses. The manage page sets its own
+                // (`no-referrer`).
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("same-origin"),
+                )),
+        )
 }
 
 /// Refuses a cross-site form post (403, nothing changes) with an error

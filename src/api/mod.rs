@@ -22,6 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
@@ -98,11 +99,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/ws", get(ws::upgrade))
         .route("/api/stats", get(ops::stats))
         .route("/api/openapi.json", get(openapi::document))
-        .layer(DefaultBodyLimit::max(errors::MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        ));
+        // One `layer` call: each wraps every route again, and so boxes one
+        // more future per request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                .layer(DefaultBodyLimit::max(errors::MAX_BODY_BYTES)),
+        );
     Router::new()
         .merge(api)
         .route("/healthz", get(ops::healthz))

@@ -130,3 +130,65 @@ where
         Either::Left(ready(Ok(Error::CrossSite.into_response())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_host_origin_is_allowed_other_hosts_are_not() {
+        let h = headers(&[("host", "127.0.0.1:8080")]);
+        assert!(origin_allowed("http://127.0.0.1:8080", &h, &[]));
+        assert!(!origin_allowed("http://evil.example", &h, &[]));
+        assert!(!origin_allowed("null", &h, &[]));
+        let allowed = vec!["https://vote.example.com".to_string()];
+        assert!(origin_allowed("https://vote.example.com", &h, &allowed));
+    }
+
+    #[test]
+    fn requests_without_browser_headers_are_not_cross_site() {
+        assert!(!is_cross_site(&headers(&[("host", "a")]), &[]));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("sec-fetch-site", "cross-site")]),
+            &[]
+        ));
+        assert!(!is_cross_site(
+            &headers(&[("host", "a"), ("sec-fetch-site", "same-origin")]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("origin", "http://b")]),
+            &[]
+        ));
+        // A no-referrer page's own form: the origin hidden, the site told.
+        assert!(!is_cross_site(
+            &headers(&[
+                ("host", "a"),
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[
+                ("host", "a"),
+                ("origin", "null"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "a"), ("origin", "null")]),
+            &[]
+        ));
+    }
+}

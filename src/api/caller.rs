@@ -11,11 +11,10 @@ use std::convert::Infallible;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum_extra::extract::cookie::Cookie;
 
 use crate::poll::VoterId;
 
-use super::voter::COOKIE;
+use super::voter;
 
 /// The credentials a request carries; extracting it never fails.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -31,7 +30,7 @@ impl Caller {
     pub fn of(headers: &HeaderMap) -> Self {
         Self {
             bearer: bearer(headers).map(str::to_owned),
-            voter: voter(headers),
+            voter: voter::from_headers(headers),
         }
     }
 
@@ -56,25 +55,9 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The voter of the request's `tally_voter` cookie. Cookies are read as
-/// axum-extra's `CookieJar` reads them (every `Cookie` header, split on
-/// `;`, percent-decoded), and as in the jar the last cookie of that name
-/// is the one that counts.
-pub fn voter(headers: &HeaderMap) -> Option<VoterId> {
-    let value = headers
-        .get_all(header::COOKIE)
-        .into_iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|cookie| Cookie::parse_encoded(cookie).ok())
-        .rfind(|cookie| cookie.name() == COOKIE)?;
-    VoterId::parse(value.value())
-}
-
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
-    use axum_extra::extract::CookieJar;
 
     use super::*;
 
@@ -84,43 +67,6 @@ mod tests {
             map.append(name, HeaderValue::from_str(value).unwrap());
         }
         map
-    }
-
-    #[test]
-    fn reads_the_voter_as_the_cookie_jar_does() {
-        let id = VoterId::generate();
-        let other = VoterId::generate();
-        let cases = [
-            vec![],
-            vec![(header::COOKIE, format!("tally_voter={}", id.as_str()))],
-            vec![(
-                header::COOKIE,
-                format!("a=1; tally_voter={}; b=2", id.as_str()),
-            )],
-            // Two headers, and the name twice: the last one counts.
-            vec![
-                (header::COOKIE, format!("tally_voter={}", other.as_str())),
-                (header::COOKIE, format!("x=y;tally_voter={}", id.as_str())),
-            ],
-            // The last one is invalid: no voter, as with the jar.
-            vec![(
-                header::COOKIE,
-                format!("tally_voter={}; tally_voter=%%", id.as_str()),
-            )],
-            vec![(header::COOKIE, "tally_voter=".to_owned())],
-            vec![(header::COOKIE, "tally_voterx=abc; =; ;;".to_owned())],
-            vec![(header::COOKIE, format!("tally_voter=%{}", id.as_str()))],
-        ];
-        for case in cases {
-            let pairs: Vec<_> = case.iter().map(|(n, v)| (n.clone(), v.as_str())).collect();
-            let map = headers(&pairs);
-            let jar = CookieJar::from_headers(&map);
-            assert_eq!(
-                voter(&map),
-                super::super::voter::known(&jar),
-                "cookies {case:?}"
-            );
-        }
     }
 
     #[test]

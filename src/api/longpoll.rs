@@ -90,8 +90,6 @@ pub async fn changes(
         .service
         .follower_viewer(&following, caller.token(), caller.voter.as_ref())
         .await?;
-    // Nothing of the request is kept while waiting.
-    drop(caller);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut event = following.follower.latest();
     loop {

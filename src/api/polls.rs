@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -183,7 +182,7 @@ pub struct ListQuery {
     ))]
 pub async fn list(
     State(app): State<AppState>,
-    jar: CookieJar,
+    caller: Caller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, Error> {
     let limit = match q.limit.as_deref() {
@@ -194,7 +193,7 @@ pub async fn list(
             .filter(|n| (1..=100).contains(n))
             .ok_or_else(|| Error::BadRequest("limit must be an integer from 1 to 100".into()))?,
     };
-    let voter = voter::known(&jar);
+    let voter = caller.voter;
     let mut polls = Vec::new();
     for results in app.service.list(limit).await? {
         let viewer = app.service.viewer(&results, None, voter.as_ref()).await?;
@@ -280,7 +279,6 @@ pub async fn vote(
     State(app): State<AppState>,
     PollPath(id): PollPath,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    jar: CookieJar,
     headers: HeaderMap,
     JsonBody(body): JsonBody<VoteBody>,
 ) -> Result<Response, Error> {
@@ -299,7 +297,7 @@ pub async fn vote(
                 })?,
         ),
     };
-    let (voter, set_cookie) = voter::identify_for_header(&jar, &headers);
+    let (voter, set_cookie) = voter::identify_for_header(&headers);
     let mut response = match body.choice() {
         Err(e) => e.into_response(),
         Ok(choice) => {

@@ -4,7 +4,7 @@
 //! to one vote, which is all a cookie can do. Pages set it on first view;
 //! a vote without it gets one.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
@@ -17,21 +17,41 @@ pub fn known(jar: &CookieJar) -> Option<VoterId> {
     jar.get(COOKIE).and_then(|c| VoterId::parse(c.value()))
 }
 
+/// [`known`] read from the headers in place, for handlers that set no
+/// cookie through a jar: building a `CookieJar` copies every cookie. Cookies
+/// are read as the jar reads them (every `Cookie` header, split on `;`,
+/// percent-decoded), and as in the jar the last one of the name counts.
+pub fn from_headers(headers: &HeaderMap) -> Option<VoterId> {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|cookie| Cookie::parse_encoded(cookie).ok())
+        .rfind(|cookie| cookie.name() == COOKIE)?;
+    VoterId::parse(cookie.value())
+}
+
 /// The voter of a request, and the cookie to set when it had none.
 pub fn identify(jar: &CookieJar, headers: &HeaderMap) -> (VoterId, Option<Cookie<'static>>) {
-    known_or_new(jar, |voter| cookie_for(voter, headers))
+    known_or_new(known(jar), |voter| cookie_for(voter, headers))
 }
 
 /// [`identify`] for a response built without a `CookieJar`: the cookie
 /// comes as the `Set-Cookie` value itself. The vote answers this way; the
 /// cookie crate's rendering through the jar was 3 % of a vote's CPU.
-pub fn identify_for_header(jar: &CookieJar, headers: &HeaderMap) -> (VoterId, Option<HeaderValue>) {
-    known_or_new(jar, |voter| set_cookie_value(voter, headers))
+pub fn identify_for_header(headers: &HeaderMap) -> (VoterId, Option<HeaderValue>) {
+    known_or_new(from_headers(headers), |voter| {
+        set_cookie_value(voter, headers)
+    })
 }
 
 /// The known voter, or a new one with `cookie` made for it.
-fn known_or_new<C>(jar: &CookieJar, cookie: impl FnOnce(&VoterId) -> C) -> (VoterId, Option<C>) {
-    match known(jar) {
+fn known_or_new<C>(
+    known: Option<VoterId>,
+    cookie: impl FnOnce(&VoterId) -> C,
+) -> (VoterId, Option<C>) {
+    match known {
         Some(voter) => (voter, None),
         None => {
             let voter = VoterId::generate();
@@ -85,6 +105,47 @@ pub fn with_cookie(jar: CookieJar, cookie: Option<Cookie<'static>>) -> CookieJar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn reads_the_voter_as_the_cookie_jar_does() {
+        let id = VoterId::generate();
+        let other = VoterId::generate();
+        let cases = [
+            vec![],
+            vec![(header::COOKIE, format!("tally_voter={}", id.as_str()))],
+            vec![(
+                header::COOKIE,
+                format!("a=1; tally_voter={}; b=2", id.as_str()),
+            )],
+            // Two headers, and the name twice: the last one counts.
+            vec![
+                (header::COOKIE, format!("tally_voter={}", other.as_str())),
+                (header::COOKIE, format!("x=y;tally_voter={}", id.as_str())),
+            ],
+            // The last one is invalid: no voter, as with the jar.
+            vec![(
+                header::COOKIE,
+                format!("tally_voter={}; tally_voter=%%", id.as_str()),
+            )],
+            vec![(header::COOKIE, "tally_voter=".to_owned())],
+            vec![(header::COOKIE, "tally_voterx=abc; =; ;;".to_owned())],
+            vec![(header::COOKIE, format!("tally_voter=%{}", id.as_str()))],
+        ];
+        for case in cases {
+            let pairs: Vec<_> = case.iter().map(|(n, v)| (n.clone(), v.as_str())).collect();
+            let map = headers(&pairs);
+            let jar = CookieJar::from_headers(&map);
+            assert_eq!(from_headers(&map), known(&jar), "cookies {case:?}");
+        }
+    }
 
     #[test]
     fn the_written_out_cookie_is_the_cookie_crates() {

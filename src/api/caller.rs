@@ -61,21 +61,18 @@ mod tests {
 
     use super::*;
 
-    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(name, HeaderValue::from_str(value).unwrap());
-        }
-        map
+    fn authorization(value: &'static str) -> HeaderMap {
+        HeaderMap::from_iter([(header::AUTHORIZATION, HeaderValue::from_static(value))])
     }
 
     #[test]
     fn reads_a_bearer_token_of_any_case_trimmed() {
-        let map = headers(&[(header::AUTHORIZATION, "bEaReR  tok-1 ")]);
-        assert_eq!(Caller::of(&map).token(), Some("tok-1"));
+        assert_eq!(
+            Caller::of(&authorization("bEaReR  tok-1 ")).token(),
+            Some("tok-1")
+        );
         for other in ["Basic abc", "Bearer", "tok"] {
-            let map = headers(&[(header::AUTHORIZATION, other)]);
-            assert_eq!(Caller::of(&map).bearer, None, "{other}");
+            assert_eq!(Caller::of(&authorization(other)).bearer, None, "{other}");
         }
         assert_eq!(Caller::of(&HeaderMap::new()), Caller::default());
     }

@@ -10,6 +10,9 @@
 #     TALLY_VENDOR_CRATES=no to let the build fetch from crates.io instead;
 #   - a Python venv with httpx and websockets (TALLY_TEST_VENV, default
 #     /var/tmp/tally-compose-test-venv).
+# The image is built with the quick-release Cargo profile (no LTO: these tests
+# check behaviour, and a cold fat-LTO build is most of CI's time); set
+# TALLY_CARGO_PROFILE=release to test the image exactly as users build it.
 # Bounded: the whole run stops after TALLY_COMPOSE_TEST_TIMEOUT seconds (2400:
 # a cold image build on 2 busy cores takes most of it; a warm run ~2 min;
 # the cluster scenario has its own bound, TALLY_COMPOSE_CLUSTER_TEST_TIMEOUT, 600).
@@ -44,6 +47,8 @@ venv=${TALLY_TEST_VENV:-/var/tmp/tally-compose-test-venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c 'import httpx, websockets' 2>/dev/null ||
   "$venv/bin/pip" install -q 'httpx>=0.27,<1' 'websockets>=13,<18'
+
+export TALLY_CARGO_PROFILE=${TALLY_CARGO_PROFILE:-quick-release}
 
 # Then the cluster file (deploy/compose_cluster_test.py), on the image the
 # first scenario built; both must pass. --keep is not passed on: two stacks

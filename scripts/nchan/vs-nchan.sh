@@ -9,7 +9,8 @@
 #
 # Knobs (environment): VS_FOLLOWERS (2000), VS_RATE (20 votes/s),
 # VS_DURATION (15s), NCHAN_WORKERS (one per core, as tally's runtime),
-# BENCH_NCHAN_PORT (BENCH_BASE_PORT + 50; A uses it, B the next one).
+# BENCH_NCHAN_PORT (BENCH_BASE_PORT + 50; A uses it, B the next one). Where perf
+# can count system calls, each run also prints B's system calls per delivery.
 # Uses start_instances, stop_instances, $bin, $work, $redis_port and pids
 # from scripts/bench.
 
@@ -19,6 +20,15 @@ vs_duration=${VS_DURATION:-15s}
 nchan_workers=${NCHAN_WORKERS:-$(nproc)}
 nchan_port=${BENCH_NCHAN_PORT:-$((base_port + 50))}
 nchan_module=/usr/lib/nginx/modules/ngx_nchan_module.so
+# System calls counted (perf's tracepoints) for instance B during each run,
+# when perf can read them: what each side does per delivery.
+vs_syscalls=""
+if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+  for c in write writev sendto sendmsg read readv recvfrom recvmsg epoll_wait epoll_pwait \
+    epoll_ctl futex accept4 close; do
+    vs_syscalls+="${vs_syscalls:+,}syscalls:sys_enter_$c"
+  done
+fi
 
 command -v nginx >/dev/null && [ -f "$nchan_module" ] || {
   echo "bench: vs-nchan needs nginx and Nchan (apt-get install nginx libnginx-mod-nchan)" >&2
@@ -64,11 +74,27 @@ vs_run() {
   while [ "$1" != -- ]; do pid_args+=(--server-pid "$1"); shift; done
   shift
   echo "\$ tally-bench --url $follow --vote-url $vote $*   # $name"
-  local rc=0
+  local rc=0 perf_pid=""
+  if [ -n "$vs_syscalls" ]; then
+    local pid_list=$(printf '%s,' "${pid_args[@]}" | sed 's/--server-pid,//g; s/,$//')
+    perf stat -x, -o "$work/$name.syscalls" -e "$vs_syscalls" -p "$pid_list" 2>/dev/null &
+    perf_pid=$!
+  fi
   "$bin/tally-bench" --url "$follow" --vote-url "$vote" "${pid_args[@]}" --json "$@" \
     >"$work/$name.json" || rc=$?
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    # Per delivery, over the whole run (connecting and idle phases add little).
+    local deliveries=$(jq '[.transports[].deliveries] | add' "$work/$name.json")
+    awk -F, -v d="$deliveries" '$3 ~ /^syscalls:/ && $1 ~ /^[0-9]+$/ && $1 > 0 {
+        sub("syscalls:sys_enter_", "", $3); printf "%s %.2f  ", $3, $1 / d; total += $1 }
+      END { printf "(all of these: %.2f per delivery)\n", total / d }' "$work/$name.syscalls" |
+      sed 's/^/  system calls per delivery: /'
+  fi
   jq -r '"  p50 \(.transports[].delivery_latency.p50_ms) ms, p99 \(.transports[].delivery_latency.p99_ms) ms, "
-    + "\(.transports[].deliveries) deliveries, \(.server.cpu_ms_per_1000_deliveries | . * 10 | round / 10) CPU µs/delivery, "
+    + "\(.transports[].deliveries) deliveries, \(.server.cpu_ms_per_1000_deliveries | . * 10 | round / 10) CPU µs/delivery "
+    + "(\(.server.kernel_share_while_voting * 100 | round) % kernel), "
     + "\(.server.rss_kib_per_follower | . * 10 | round / 10) KiB/follower, votes \(.votes.accepted), converged \(.converged)"' \
     "$work/$name.json"
   [ "$rc" = 0 ] || echo "  bench: $name did NOT converge (exit $rc)"
@@ -105,3 +131,19 @@ for t in ws sse longpoll; do
 done
 echo
 echo "Targets: tally/Nchan CPU ≤ 0.7, tally/Nchan p99 ≤ 1, tally/Nchan KiB ≤ 1."
+echo
+# Where the CPU per delivery goes: the kernel's part (system time; on loopback
+# it includes the receiver's TCP) is the same send path for both, so the CPU
+# target leaves tally's user space 0.7 × Nchan's total less tally's kernel part.
+echo "| transport | Nchan kernel share | Nchan kernel µs/delivery | tally kernel share | tally kernel µs/delivery | tally user µs/delivery | 0.7 × Nchan − tally kernel (µs of user space the CPU target allows) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for t in ws sse longpoll; do
+  jq -rn --slurpfile n "$work/nchan-$t.json" --slurpfile s "$work/tally-$t.json" --arg t "$t" '
+    def r1: . * 10 | round / 10;
+    ($n[0].server) as $n | ($s[0].server) as $s
+    | ($n.cpu_ms_per_1000_deliveries) as $nc | ($s.cpu_ms_per_1000_deliveries) as $sc
+    | ($nc * $n.kernel_share_while_voting) as $nk | ($sc * $s.kernel_share_while_voting) as $sk
+    | {ws: "WebSocket", sse: "SSE", longpoll: "long polling"}[$t] as $name
+    | "| \($name) | \($n.kernel_share_while_voting * 100 | round) % | \($nk | r1) | \($s.kernel_share_while_voting * 100 | round) % "
+      + "| \($sk | r1) | \($sc - $sk | r1) | \(0.7 * $nc - $sk | r1) |"'
+done

@@ -59,6 +59,8 @@ pub struct ServerReport {
     pub rss_kib_after_followers_left: Option<u64>,
     pub cpu_seconds_while_voting: f64,
     pub cpu_ms_per_1000_deliveries: f64,
+    /// Of that CPU time, the kernel's (system time) share, 0–1.
+    pub kernel_share_while_voting: f64,
 }
 
 pub struct Inputs<'a> {
@@ -143,6 +145,8 @@ pub fn build(i: Inputs<'_>) -> Report {
         let rss = |s: &ProcSample| s.rss_kib as f64;
         let cpu = |s: &ProcSample| s.cpu_seconds;
         let cpu_while_voting = sum(&i.after, cpu) - sum(&i.idle, cpu);
+        let kernel = |s: &ProcSample| s.kernel_cpu_seconds;
+        let kernel_while_voting = sum(&i.after, kernel) - sum(&i.idle, kernel);
         ServerReport {
             rss_kib_without_followers: sum(&i.baseline, rss) as u64,
             rss_kib_with_followers: sum(&i.idle, rss) as u64,
@@ -158,6 +162,11 @@ pub fn build(i: Inputs<'_>) -> Report {
                 0.0
             } else {
                 cpu_while_voting * 1000.0 / (total_deliveries as f64 / 1000.0)
+            },
+            kernel_share_while_voting: if cpu_while_voting > 0.0 {
+                kernel_while_voting / cpu_while_voting
+            } else {
+                0.0
             },
         }
     });
@@ -240,8 +249,10 @@ pub fn print_table(r: &Report) {
             );
         }
         println!(
-            "server: {:.2} CPU s while voting, {:.1} CPU ms per 1,000 deliveries",
-            s.cpu_seconds_while_voting, s.cpu_ms_per_1000_deliveries
+            "server: {:.2} CPU s while voting ({:.0} % in the kernel), {:.1} CPU ms per 1,000 deliveries",
+            s.cpu_seconds_while_voting,
+            s.kernel_share_while_voting * 100.0,
+            s.cpu_ms_per_1000_deliveries
         );
     }
     println!();

@@ -137,6 +137,10 @@ pub struct LatencySummary {
 #[derive(Debug, Serialize, Clone, Copy, Default)]
 pub struct ProcSample {
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel (system time): on
+    /// loopback that includes the receiving side's TCP, so it shows how much
+    /// of a delivery no user-space change can remove.
+    pub kernel_cpu_seconds: f64,
     pub rss_kib: u64,
 }
 
@@ -146,8 +150,8 @@ impl ProcSample {
         // Fields after the command name (which may contain spaces).
         let rest = &stat[stat.rfind(')')? + 2..];
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let user_ticks: f64 = fields.get(11)?.parse().ok()?;
+        let kernel_ticks: f64 = fields.get(12)?.parse().ok()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let rss_kib = status
             .lines()
@@ -159,7 +163,8 @@ impl ProcSample {
             .ok()?;
         // USER_HZ is 100 on every Linux this runs on.
         Some(Self {
-            cpu_seconds: ticks / 100.0,
+            cpu_seconds: (user_ticks + kernel_ticks) / 100.0,
+            kernel_cpu_seconds: kernel_ticks / 100.0,
             rss_kib,
         })
     }

@@ -113,37 +113,39 @@ for t in ws sse longpoll; do
   stop_nchan
 done
 
+# vs_table HEADER ALIGN ROW: a Markdown table with a row per transport; ROW is
+# a jq expression over $n and $s (Nchan's and tally's reports), $t and $name.
+vs_table() {
+  echo "$1"
+  echo "$2"
+  for t in ws sse longpoll; do
+    jq -rn --slurpfile n "$work/nchan-$t.json" --slurpfile s "$work/tally-$t.json" --arg t "$t" '
+      def r1: . * 10 | round / 10;
+      def r2: . * 100 | round / 100;
+      ($n[0]) as $n | ($s[0]) as $s
+      | {ws: "WebSocket", sse: "SSE", longpoll: "long polling"}[$t] as $name
+      | '"$3"
+  done
+}
+
 echo
-echo "| transport | Nchan p50 | tally p50 | Nchan p99 | tally p99 | tally/Nchan p99 | Nchan CPU µs/delivery | tally CPU µs/delivery | tally/Nchan CPU | Nchan KiB/idle follower | tally KiB | tally/Nchan KiB | converged |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-for t in ws sse longpoll; do
-  jq -rn --slurpfile n "$work/nchan-$t.json" --slurpfile s "$work/tally-$t.json" --arg t "$t" '
-    def r1: . * 10 | round / 10;
-    def r2: . * 100 | round / 100;
-    ($n[0]) as $n | ($s[0]) as $s
-    | ($n.transports[$t].delivery_latency) as $nl | ($s.transports[$t].delivery_latency) as $sl
+vs_table "| transport | Nchan p50 | tally p50 | Nchan p99 | tally p99 | tally/Nchan p99 | Nchan CPU µs/delivery | tally CPU µs/delivery | tally/Nchan CPU | Nchan KiB/idle follower | tally KiB | tally/Nchan KiB | converged |" \
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" '
+    ($n.transports[$t].delivery_latency) as $nl | ($s.transports[$t].delivery_latency) as $sl
     | ($n.server.cpu_ms_per_1000_deliveries) as $nc | ($s.server.cpu_ms_per_1000_deliveries) as $sc
     | ($n.server.rss_kib_per_follower) as $nk | ($s.server.rss_kib_per_follower) as $sk
-    | {ws: "WebSocket", sse: "SSE", longpoll: "long polling"}[$t] as $name
     | "| \($name) | \($nl.p50_ms | r1) ms | \($sl.p50_ms | r1) ms | \($nl.p99_ms | r1) ms | \($sl.p99_ms | r1) ms | \($sl.p99_ms / $nl.p99_ms | r2) "
       + "| \($nc | r1) | \($sc | r1) | \($sc / $nc | r2) | \($nk | r1) | \($sk | r1) | \($sk / $nk | r2) "
       + "| Nchan \($n.converged), tally \($s.converged) |"'
-done
 echo
 echo "Targets: tally/Nchan CPU ≤ 0.7, tally/Nchan p99 ≤ 1, tally/Nchan KiB ≤ 1."
 echo
 # Where the CPU per delivery goes: the kernel's part (system time; on loopback
 # it includes the receiver's TCP) is the same send path for both, so the CPU
 # target leaves tally's user space 0.7 × Nchan's total less tally's kernel part.
-echo "| transport | Nchan kernel share | Nchan kernel µs/delivery | tally kernel share | tally kernel µs/delivery | tally user µs/delivery | 0.7 × Nchan − tally kernel (µs of user space the CPU target allows) |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-for t in ws sse longpoll; do
-  jq -rn --slurpfile n "$work/nchan-$t.json" --slurpfile s "$work/tally-$t.json" --arg t "$t" '
-    def r1: . * 10 | round / 10;
-    ($n[0].server) as $n | ($s[0].server) as $s
-    | ($n.cpu_ms_per_1000_deliveries) as $nc | ($s.cpu_ms_per_1000_deliveries) as $sc
-    | ($nc * $n.kernel_share_while_voting) as $nk | ($sc * $s.kernel_share_while_voting) as $sk
-    | {ws: "WebSocket", sse: "SSE", longpoll: "long polling"}[$t] as $name
-    | "| \($name) | \($n.kernel_share_while_voting * 100 | round) % | \($nk | r1) | \($s.kernel_share_while_voting * 100 | round) % "
-      + "| \($sk | r1) | \($sc - $sk | r1) | \(0.7 * $nc - $sk | r1) |"'
-done
+vs_table "| transport | Nchan kernel share | Nchan kernel µs/delivery | tally kernel share | tally kernel µs/delivery | tally user µs/delivery | 0.7 × Nchan − tally kernel (µs of user space the CPU target allows) |" \
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" '
+    ($n.server.cpu_ms_per_1000_deliveries) as $nc | ($s.server.cpu_ms_per_1000_deliveries) as $sc
+    | ($n.server.kernel_share_while_voting) as $nks | ($s.server.kernel_share_while_voting) as $sks
+    | "| \($name) | \($nks * 100 | round) % | \($nc * $nks | r1) | \($sks * 100 | round) % "
+      + "| \($sc * $sks | r1) | \($sc * (1 - $sks) | r1) | \(0.7 * $nc - $sc * $sks | r1) |"'

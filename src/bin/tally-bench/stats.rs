@@ -169,3 +169,29 @@ impl ProcSample {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ProcSample;
+
+    /// The kernel's part is read from its own field: after this process has
+    /// spent time in system calls it is above zero and never above the total.
+    #[test]
+    fn proc_sample_splits_kernel_time() {
+        let before = ProcSample::read(std::process::id()).expect("own /proc entry");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut after = before;
+        // System calls until the kernel clock has ticked (10 ms at USER_HZ 100).
+        while after.kernel_cpu_seconds <= before.kernel_cpu_seconds
+            && std::time::Instant::now() < deadline
+        {
+            for _ in 0..1000 {
+                std::hint::black_box(std::fs::metadata("/proc/self/stat").ok());
+            }
+            after = ProcSample::read(std::process::id()).expect("own /proc entry");
+        }
+        assert!(after.kernel_cpu_seconds > before.kernel_cpu_seconds);
+        assert!(after.kernel_cpu_seconds <= after.cpu_seconds);
+        assert!(after.rss_kib > 0);
+    }
+}

@@ -70,13 +70,12 @@ stop_nchan() {
 # JSON report kept as $work/NAME.json (its table printed too).
 vs_run() {
   local name=$1 follow=$2 vote=$3; shift 3
-  local pid_args=()
-  while [ "$1" != -- ]; do pid_args+=(--server-pid "$1"); shift; done
+  local pid_args=() pid_list=""
+  while [ "$1" != -- ]; do pid_args+=(--server-pid "$1"); pid_list+="${pid_list:+,}$1"; shift; done
   shift
   echo "\$ tally-bench --url $follow --vote-url $vote $*   # $name"
   local rc=0 perf_pid=""
   if [ -n "$vs_syscalls" ]; then
-    local pid_list=$(printf '%s,' "${pid_args[@]}" | sed 's/--server-pid,//g; s/,$//')
     perf stat -x, -o "$work/$name.syscalls" -e "$vs_syscalls" -p "$pid_list" 2>/dev/null &
     perf_pid=$!
   fi

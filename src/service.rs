@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -18,7 +17,7 @@ use crate::poll::{
     AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
 };
 use crate::stats::{FollowerStats, Stats};
-use crate::store::{CreatePoll, Reopened, Store, Vote, VoterRecord};
+use crate::store::{ChangeFeed, CreatePoll, Reopened, Store, Vote, VoterRecord};
 use crate::visibility::{self, Viewer};
 
 /// The four ways a client can follow a poll.
@@ -47,19 +46,6 @@ impl Transport {
             Transport::Ws => "ws",
         }
     }
-}
-
-/// Brings changes made on other instances into this instance's hub.
-/// The Redis bus implements it; the embedded store needs none.
-#[async_trait]
-pub trait ChangeFeed: Send + Sync {
-    /// Makes sure changes of `id` reach the hub from now on. Returns once
-    /// the subscription is confirmed (or could not be made right now; the
-    /// feed then subscribes again when it reconnects).
-    async fn subscribe(&self, id: &PollId);
-
-    /// Whether changes from other instances are arriving right now.
-    fn is_live(&self) -> bool;
 }
 
 /// A follower plus what it holds while it follows: its place under the

@@ -97,6 +97,19 @@ pub enum Reopened {
     NotFound,
 }
 
+/// Brings changes made on other instances into this instance's hub.
+/// The Redis bus implements it; the embedded store needs none.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// Makes sure changes of `id` reach the hub from now on. Returns once
+    /// the subscription is confirmed (or could not be made right now; the
+    /// feed then subscribes again when it reconnects).
+    async fn subscribe(&self, id: &PollId);
+
+    /// Whether changes from other instances are arriving right now.
+    fn is_live(&self) -> bool;
+}
+
 /// What every backend provides. Each method is atomic on its own: no reader
 /// ever sees a half-created poll or a count without its version bump.
 #[async_trait]

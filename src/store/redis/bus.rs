@@ -35,7 +35,7 @@ use super::feed::{
 use super::store::RedisStore;
 use crate::hub::Hub;
 use crate::poll::PollId;
-use crate::service::ChangeFeed;
+use crate::store::ChangeFeed;
 
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
 const SUBSCRIBE_BATCH: usize = 256;

@@ -41,7 +41,7 @@ use super::feed::{
 use super::store::RedisStore;
 use crate::hub::Hub;
 use crate::poll::PollId;
-use crate::service::ChangeFeed;
+use crate::store::ChangeFeed;
 
 /// SSUBSCRIBEs in flight at once when resubscribing (each poll is its own
 /// slot, so each is its own command).

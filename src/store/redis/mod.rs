@@ -21,7 +21,7 @@ use redis::IntoConnectionInfo;
 
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::service::ChangeFeed;
+use crate::store::ChangeFeed;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use bus::Bus;

@@ -23,6 +23,13 @@ pub enum Error {
     PollNotFound,
     #[error("no route for this path")]
     NotFound,
+    #[error("no event with this id")]
+    EventNotFound,
+    #[error("no live event has this join code")]
+    CodeNotFound,
+    /// An event question that has votes cannot be edited.
+    #[error("this question has votes: it can no longer be edited")]
+    HasVotes,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("this poll is closed")]
@@ -64,7 +71,9 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::PollNotFound => "poll_not_found",
-            Error::NotFound => "not_found",
+            Error::NotFound | Error::CodeNotFound => "not_found",
+            Error::EventNotFound => "event_not_found",
+            Error::HasVotes => "has_votes",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PollClosed => "poll_closed",
             Error::OptionNotFound => "option_not_found",
@@ -89,9 +98,11 @@ impl Error {
             }
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::PollNotFound | Error::NotFound => StatusCode::NOT_FOUND,
+            Error::PollNotFound | Error::NotFound | Error::EventNotFound | Error::CodeNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::PollClosed | Error::AlreadyVoted => StatusCode::CONFLICT,
+            Error::PollClosed | Error::AlreadyVoted | Error::HasVotes => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

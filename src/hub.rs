@@ -1,17 +1,63 @@
-//! Local fan-out: one `watch` channel per poll that has followers here.
+//! Local fan-out: one `watch` channel per topic (a poll, or an event) that
+//! has followers here.
 //!
 //! Every follower on this instance — WebSocket, SSE stream or waiting long
-//! poll — holds a receiver of its poll's channel. A change is stored once as
-//! an `Arc<Snapshot>`; followers read the newest value when they are ready
-//! for it, so a slow follower skips versions instead of queueing them, and
-//! nothing per client lives outside that client's own task.
+//! poll — holds a receiver of its topic's channel. A change is stored once
+//! as an `Arc` of its rendered form; followers read the newest value when
+//! they are ready for it, so a slow follower skips versions instead of
+//! queueing them, and nothing per client lives outside that client's own
+//! task. Polls and events use the same hub type with their own keys and
+//! values ([`Hub`] for polls, [`EventHub`] for events).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use crate::event::{EventChange, EventId};
 use crate::poll::{PollId, Snapshot};
+
+/// What a follower follows: a poll, or an event (whose followers get the
+/// current question's results through the instance's composer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Poll(PollId),
+    Event(EventId),
+}
+
+/// The instance's hubs, one per kind of topic; what the Redis bus feeds.
+#[derive(Clone, Default)]
+pub struct Hubs {
+    pub polls: Arc<Hub>,
+    pub events: Arc<EventHub>,
+}
+
+impl Hubs {
+    /// Every topic with followers here.
+    pub fn followed(&self) -> Vec<Topic> {
+        let polls = self.polls.followed().into_iter().map(Topic::Poll);
+        polls
+            .chain(self.events.followed().into_iter().map(Topic::Event))
+            .collect()
+    }
+
+    /// Whether `topic` has followers here right now.
+    pub fn is_followed(&self, topic: &Topic) -> bool {
+        match topic {
+            Topic::Poll(id) => self.polls.is_followed(id),
+            Topic::Event(id) => self.events.is_followed(id),
+        }
+    }
+
+    /// Calls `notify` with every topic that loses its last follower.
+    pub fn set_unfollow_notifier(&self, notify: impl Fn(Topic) + Send + Sync + Clone + 'static) {
+        let n = notify.clone();
+        self.polls.set_unfollow_notifier(move |id| n(Topic::Poll(id)));
+        self.events
+            .set_unfollow_notifier(move |id| notify(Topic::Event(id)));
+    }
+}
 
 /// What a follower can learn about its poll.
 #[derive(Debug, Clone)]
@@ -31,42 +77,61 @@ impl PollEvent {
     }
 }
 
-/// The channel of one followed poll. `None` until a first snapshot arrives.
-struct Channel {
-    tx: watch::Sender<Option<PollEvent>>,
+/// The channel of one followed topic. `None` until a first value arrives.
+struct Channel<V> {
+    tx: watch::Sender<Option<V>>,
     followers: usize,
 }
 
-/// The per-instance fan-out hub.
-#[derive(Default)]
-pub struct Hub {
-    polls: Mutex<HashMap<PollId, Channel>>,
-    /// Told about polls that lost their last follower (the Redis bus
+/// Told the key of a topic that lost its last local follower.
+type Notifier<K> = Box<dyn Fn(K) + Send + Sync>;
+
+/// The per-instance fan-out hub of one kind of topic.
+pub struct Hub<K = PollId, V = PollEvent> {
+    topics: Mutex<HashMap<K, Channel<V>>>,
+    /// Told about topics that lost their last follower (the Redis bus
     /// unsubscribes them); unset on the embedded store.
-    on_unfollowed: OnceLock<mpsc::UnboundedSender<PollId>>,
+    on_unfollowed: OnceLock<Notifier<K>>,
 }
 
-impl Hub {
+/// The hub of events' store-side changes: the one follower of each is the
+/// instance's composer of that event's state.
+pub type EventHub = Hub<EventId, EventChange>;
+
+impl<K, V> Default for Hub<K, V> {
+    fn default() -> Self {
+        Self {
+            topics: Mutex::default(),
+            on_unfollowed: OnceLock::new(),
+        }
+    }
+}
+
+impl<K, V> Hub<K, V>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PollId, Channel>> {
-        self.polls.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Channel<V>>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers where to report polls that lost their last local follower.
-    pub fn set_unfollow_notifier(&self, tx: mpsc::UnboundedSender<PollId>) {
-        let _ = self.on_unfollowed.set(tx);
+    /// Registers what to call for topics that lost their last follower.
+    pub fn set_unfollow_notifier(&self, notify: impl Fn(K) + Send + Sync + 'static) {
+        let _ = self.on_unfollowed.set(Box::new(notify));
     }
 
     /// Adds a follower of `id`. The flag is true when it is the first one
     /// here, i.e. when the caller must make sure changes reach this instance
     /// (subscribe) before reading the snapshot.
-    pub fn join(self: &Arc<Self>, id: &PollId) -> (Follower, bool) {
-        let mut polls = self.lock();
+    pub fn join(self: &Arc<Self>, id: &K) -> (Follower<K, V>, bool) {
+        let mut topics = self.lock();
         let mut first = false;
-        let channel = polls.entry(id.clone()).or_insert_with(|| {
+        let channel = topics.entry(id.clone()).or_insert_with(|| {
             first = true;
             Channel {
                 tx: watch::channel(None).0,
@@ -75,7 +140,7 @@ impl Hub {
         });
         channel.followers += 1;
         let rx = channel.tx.subscribe();
-        drop(polls);
+        drop(topics);
         (
             Follower {
                 id: id.clone(),
@@ -86,11 +151,57 @@ impl Hub {
         )
     }
 
+    /// Offers a value to the followers of `id`, if any: `replace` decides,
+    /// seeing the current value, whether to replace it (and does).
+    pub fn offer_with(&self, id: &K, replace: impl FnOnce(&mut Option<V>) -> bool) {
+        if let Some(channel) = self.lock().get(id) {
+            channel.tx.send_if_modified(replace);
+        }
+    }
+
+    /// The current value of `id` here, if followed.
+    pub fn current(&self, id: &K) -> Option<V> {
+        self.lock().get(id).and_then(|c| c.tx.borrow().clone())
+    }
+
+    /// The topics that have followers here (the bus resubscribes these).
+    pub fn followed(&self) -> Vec<K> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Whether `id` has followers here right now.
+    pub fn is_followed(&self, id: &K) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// How many followers `id` has here right now: how a test (or an
+    /// operator's debugger) sees one stuck client being dropped.
+    pub fn followers(&self, id: &K) -> usize {
+        self.lock().get(id).map_or(0, |c| c.followers)
+    }
+
+    fn leave(&self, id: &K) {
+        let mut topics = self.lock();
+        let Some(channel) = topics.get_mut(id) else {
+            return;
+        };
+        channel.followers -= 1;
+        if channel.followers == 0 {
+            topics.remove(id);
+            drop(topics);
+            if let Some(notify) = self.on_unfollowed.get() {
+                notify(id.clone());
+            }
+        }
+    }
+}
+
+impl Hub<PollId, PollEvent> {
     /// Offers new results; kept only if newer than what followers have.
     /// Results for polls nobody here follows are dropped.
     pub fn offer(&self, snapshot: &Arc<Snapshot>) {
-        let polls = self.lock();
-        let Some(channel) = polls.get(snapshot.results.id.as_str()) else {
+        let topics = self.lock();
+        let Some(channel) = topics.get(snapshot.results.id.as_str()) else {
             return;
         };
         channel.tx.send_if_modified(|cur| match cur {
@@ -123,47 +234,83 @@ impl Hub {
             channel.tx.send_replace(Some(PollEvent::Deleted));
         }
     }
+}
 
-    /// The polls that have followers here (the bus resubscribes these).
-    pub fn followed(&self) -> Vec<PollId> {
-        self.lock().keys().cloned().collect()
-    }
-
-    /// Whether `id` has followers here right now.
-    pub fn is_followed(&self, id: &PollId) -> bool {
-        self.lock().contains_key(id)
-    }
-
-    /// How many followers `id` has here right now: how a test (or an
-    /// operator's debugger) sees one stuck client being dropped.
-    pub fn followers(&self, id: &PollId) -> usize {
-        self.lock().get(id).map_or(0, |c| c.followers)
-    }
-
-    fn leave(&self, id: &PollId) {
-        let mut polls = self.lock();
-        let Some(channel) = polls.get_mut(id) else {
-            return;
-        };
-        channel.followers -= 1;
-        if channel.followers == 0 {
-            polls.remove(id);
-            drop(polls);
-            if let Some(tx) = self.on_unfollowed.get() {
-                let _ = tx.send(id.clone());
+impl Hub<EventId, EventChange> {
+    /// Offers an event as the store has it; kept only if newer (a deletion
+    /// is final).
+    pub fn offer_event(&self, id: &EventId, change: EventChange) {
+        self.offer_with(id, |cur| {
+            let newer = match (&*cur, &change) {
+                (Some(EventChange::Deleted), _) => false,
+                (_, EventChange::Deleted) => true,
+                (Some(EventChange::Record(old)), EventChange::Record(new)) => {
+                    new.version > old.version
+                }
+                (None, _) => true,
+            };
+            if newer {
+                *cur = Some(change);
             }
-        }
+            newer
+        });
+    }
+
+    /// Whether the event at `version` would be news to this instance.
+    pub fn wants_event(&self, id: &str, version: u64) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|channel| match &*channel.tx.borrow() {
+                None => true,
+                Some(EventChange::Deleted) => false,
+                Some(EventChange::Record(cur)) => version > cur.version,
+            })
     }
 }
 
-/// One follower's handle on its poll's channel; leaving is dropping it.
-pub struct Follower {
-    id: PollId,
-    rx: watch::Receiver<Option<PollEvent>>,
-    hub: Arc<Hub>,
+/// One follower's handle on its topic's channel; leaving is dropping it.
+pub struct Follower<K = PollId, V = PollEvent>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    id: K,
+    rx: watch::Receiver<Option<V>>,
+    hub: Arc<Hub<K, V>>,
 }
 
-impl Follower {
+impl<K, V> Follower<K, V>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The topic followed.
+    pub fn key(&self) -> &K {
+        &self.id
+    }
+
+    /// The newest value, marking it seen.
+    pub fn latest(&mut self) -> Option<V> {
+        self.rx.borrow_and_update().clone()
+    }
+
+    /// The newest value, without marking it seen.
+    pub fn peek_value(&self) -> Option<V> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits until a value newer than the last one read is there, and
+    /// returns it. Never ends while the follower exists (the hub keeps the
+    /// channel's sender alive as long as anyone follows it).
+    pub async fn next(&mut self) -> Option<V> {
+        if self.rx.changed().await.is_err() {
+            return None;
+        }
+        self.latest()
+    }
+}
+
+impl Follower<PollId, PollEvent> {
     pub fn poll_id(&self) -> &PollId {
         &self.id
     }
@@ -181,24 +328,13 @@ impl Follower {
             _ => None,
         }
     }
-
-    /// The newest event, marking it seen.
-    pub fn latest(&mut self) -> Option<PollEvent> {
-        self.rx.borrow_and_update().clone()
-    }
-
-    /// Waits until an event newer than the last one read is there, and
-    /// returns it. Never ends while the follower exists (the hub keeps the
-    /// channel's sender alive as long as anyone follows it).
-    pub async fn next(&mut self) -> Option<PollEvent> {
-        if self.rx.changed().await.is_err() {
-            return None;
-        }
-        self.latest()
-    }
 }
 
-impl Drop for Follower {
+impl<K, V> Drop for Follower<K, V>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     fn drop(&mut self) {
         self.hub.leave(&self.id);
     }
@@ -225,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_only_ever_see_newer_versions() {
-        let hub = Hub::new();
+        let hub: Arc<Hub> = Hub::new();
         let id = PollId::parse("p").unwrap();
         let (mut f, first) = hub.join(&id);
         assert!(first);
@@ -242,9 +378,11 @@ mod tests {
 
     #[tokio::test]
     async fn last_follower_leaving_removes_the_channel_and_notifies() {
-        let hub = Hub::new();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        hub.set_unfollow_notifier(tx);
+        let hub: Arc<Hub> = Hub::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        hub.set_unfollow_notifier(move |id| {
+            let _ = tx.send(id);
+        });
         let id = PollId::parse("p").unwrap();
         let (a, first_a) = hub.join(&id);
         let (b, first_b) = hub.join(&id);
@@ -260,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_newer_results_of_followed_polls_are_wanted() {
-        let hub = Hub::new();
+        let hub: Arc<Hub> = Hub::new();
         assert!(!hub.wants("p", 1), "nobody follows p");
         let id = PollId::parse("p").unwrap();
         let (_f, _) = hub.join(&id);
@@ -274,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn deletion_is_final() {
-        let hub = Hub::new();
+        let hub: Arc<Hub> = Hub::new();
         let id = PollId::parse("p").unwrap();
         let (mut f, _) = hub.join(&id);
         hub.offer(&snap(1));

@@ -39,6 +39,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod event;
 pub mod hub;
 pub mod linger;
 pub mod metrics;
@@ -62,7 +63,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{AppState, Inner, X_TALLY_INSTANCE};
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::Hubs;
 use crate::service::Service;
 use crate::shutdown::Shutdown;
 use crate::store::memory::MemoryStore;
@@ -76,11 +77,11 @@ pub struct Application {
 impl Application {
     /// Connects the store, creates the demo poll and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let hub = Hub::new();
+        let hubs = Hubs::default();
         let shutdown = Shutdown::new();
         config.check()?;
         let (store, feed) = if config.uses_redis() {
-            let (store, feed) = store::redis::connect(&config, Arc::clone(&hub), &shutdown).await?;
+            let (store, feed) = store::redis::connect(&config, hubs.clone(), &shutdown).await?;
             (store, Some(feed))
         } else {
             (
@@ -93,7 +94,7 @@ impl Application {
         };
         let service = Service::new(
             store,
-            hub,
+            hubs,
             feed,
             config.max_followers,
             config.max_update_rate,

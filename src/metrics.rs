@@ -77,6 +77,17 @@ fn describe() {
         "tally_deliveries_total",
         "Result updates sent to followers, by transport."
     );
+    metrics::describe_counter!(
+        "tally_event_moves_total",
+        "Event moves asked of this instance, by outcome (ok, failed)."
+    );
+}
+
+/// Counts an event move: `failed` ones (the store did not answer, or
+/// other hosts kept changing the event) are what an operator is paged for.
+pub fn event_move(ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!("tally_event_moves_total", "outcome" => outcome).increment(1);
 }
 
 /// Counts an accepted vote.

@@ -147,6 +147,9 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::TooManyConnections,
         Error::StoreUnavailable,
         Error::ShuttingDown,
+        Error::EventNotFound,
+        Error::CodeNotFound,
+        Error::HasVotes,
     ];
     // A new variant must be listed above: this match stops compiling.
     for e in &every {
@@ -169,7 +172,10 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::RateLimited { .. }
             | Error::TooManyConnections
             | Error::StoreUnavailable
-            | Error::ShuttingDown => {}
+            | Error::ShuttingDown
+            | Error::EventNotFound
+            | Error::CodeNotFound
+            | Error::HasVotes => {}
         }
     }
     every.iter().map(Error::code).collect()

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::memory_events::Events;
 use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
+use crate::event::EventId;
 use crate::poll::{
     Choice, IdempotencyKey, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId,
     now_ms,
@@ -39,6 +41,10 @@ struct Record {
     sweep_at: usize,
     /// When the poll expires unless a vote, close or reopen comes first.
     expires: Option<Instant>,
+    /// The event this poll is a question of, once a move has fenced it.
+    event: Option<EventId>,
+    /// The highest event generation that opened or closed it.
+    generation: u64,
 }
 
 /// What an idempotency key replays: the counts and version right after its
@@ -145,6 +151,8 @@ impl Polls {
 /// The in-memory backend; nothing persists past the process.
 pub struct MemoryStore {
     polls: Mutex<Polls>,
+    /// Events and join codes (see [`super::memory_events`]).
+    pub(super) events: Mutex<Events>,
     /// Idle life of a poll; `None` keeps polls forever.
     poll_ttl: Option<Duration>,
     idempotency_ttl: Duration,
@@ -170,12 +178,14 @@ impl MemoryStore {
     pub fn with_ttls(poll_ttl: Duration, idempotency_ttl: Duration) -> Self {
         Self {
             polls: Mutex::new(Polls::default()),
+            events: Mutex::default(),
             poll_ttl: (!poll_ttl.is_zero()).then_some(poll_ttl),
             idempotency_ttl,
         }
     }
 
-    fn expiry(&self, now: Instant) -> Option<Instant> {
+    /// When something touched now expires (`None`: never).
+    pub(super) fn expiry(&self, now: Instant) -> Option<Instant> {
         self.poll_ttl.map(|ttl| now + ttl)
     }
 
@@ -244,6 +254,8 @@ impl Store for MemoryStore {
             idempotency: HashMap::new(),
             sweep_at: MIN_SWEEP,
             expires: self.expiry(now),
+            event: None,
+            generation: 0,
         };
         let results = record.results(&c.id);
         polls.by_id.insert(c.id.clone(), record);
@@ -336,6 +348,9 @@ impl Store for MemoryStore {
         let Some(record) = polls.live(id, now) else {
             return Ok(Reopened::NotFound);
         };
+        if let Some(event) = &record.event {
+            return Ok(Reopened::InEvent(event.clone()));
+        }
         if record.close_if_due(now_ms()) && record.text.settings.is_past_close(now_ms()) {
             return Ok(Reopened::PastClosesAt);
         }
@@ -387,6 +402,33 @@ impl Store for MemoryStore {
         let live = polls.live(id, Instant::now()).is_some();
         polls.by_id.remove(id);
         Ok(live)
+    }
+
+    async fn fence(
+        &self,
+        id: &PollId,
+        event: &EventId,
+        open: bool,
+        generation: u64,
+    ) -> Result<Option<Results>, Unavailable> {
+        let now = Instant::now();
+        let expires = self.expiry(now);
+        let mut polls = self.lock();
+        let Some(record) = polls.live(id, now) else {
+            return Ok(None);
+        };
+        record.event = Some(event.clone());
+        if generation >= record.generation {
+            record.generation = generation;
+            // A question past its closes_at stays closed.
+            let open = open && !record.close_if_due(now_ms());
+            if record.closed == open {
+                record.closed = !open;
+                record.version += 1;
+            }
+            record.expires = expires;
+        }
+        Ok(Some(record.results(id)))
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {

@@ -5,13 +5,18 @@
 //! of instances sharing one Redis. Everything above this trait (transports,
 //! pages, the hub) is written once and works on both.
 
+pub mod events;
 pub mod group_commit;
 pub mod memory;
+pub mod memory_events;
 pub mod redis;
 
 use async_trait::async_trait;
 
+use crate::event::EventId;
 use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
+pub use crate::hub::Topic;
+pub use events::EventStore;
 
 /// The store could not be reached in time; the request may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,6 +99,8 @@ pub enum Reopened {
     Open(Results),
     /// Its `closes_at` has passed: it stays closed.
     PastClosesAt,
+    /// An event's question: only the event opens it (by a move).
+    InEvent(EventId),
     NotFound,
 }
 
@@ -104,7 +111,7 @@ pub trait ChangeFeed: Send + Sync {
     /// Makes sure changes of `id` reach the hub from now on. Returns once
     /// the subscription is confirmed (or could not be made right now; the
     /// feed then subscribes again when it reconnects).
-    async fn subscribe(&self, id: &PollId);
+    async fn subscribe(&self, topic: &Topic);
 
     /// Whether changes from other instances are arriving right now.
     fn is_live(&self) -> bool;
@@ -113,7 +120,7 @@ pub trait ChangeFeed: Send + Sync {
 /// What every backend provides. Each method is atomic on its own: no reader
 /// ever sees a half-created poll or a count without its version bump.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventStore + Send + Sync + 'static {
     /// Creates the poll unless its id is taken; `Ok(None)` when it was.
     async fn create(&self, poll: &CreatePoll) -> Result<Option<Results>, Unavailable>;
 
@@ -147,6 +154,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the poll and tells its followers; `false` when unknown.
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable>;
+
+    /// Opens (`open`) or closes an event's question on behalf of the event
+    /// move or toggle of generation `generation` (the event's version), unless a
+    /// later one has already fenced it: the poll remembers the highest
+    /// generation applied, so a slow or repeated step of an older move can
+    /// never reopen a question a newer move closed. Notes `event` on the
+    /// poll, so its plain reopen is refused ([`Reopened::InEvent`]).
+    /// `None` for an unknown poll.
+    async fn fence(
+        &self,
+        id: &PollId,
+        event: &EventId,
+        open: bool,
+        generation: u64,
+    ) -> Result<Option<Results>, Unavailable>;
 
     /// Whether the store answers right now (for `/readyz`).
     async fn ping(&self) -> Result<(), Unavailable>;

@@ -33,8 +33,7 @@ use super::feed::{
     deliver, resync,
 };
 use super::store::RedisStore;
-use crate::hub::Hub;
-use crate::poll::PollId;
+use crate::hub::{Hubs, Topic};
 use crate::store::ChangeFeed;
 
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
@@ -50,7 +49,7 @@ struct Liveness {
 struct Shared {
     client: redis::Client,
     store: Arc<RedisStore>,
-    hub: Arc<Hub>,
+    hubs: Hubs,
     timeout: Duration,
     heartbeat_channel: String,
     /// The current connection's command side; `None` while disconnected.
@@ -74,7 +73,7 @@ impl Bus {
     pub fn start(
         client: redis::Client,
         store: Arc<RedisStore>,
-        hub: Arc<Hub>,
+        hubs: Hubs,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let nonce: u64 = rand::rng().random();
@@ -83,12 +82,12 @@ impl Bus {
             timeout: store.timeout(),
             heartbeat_channel: store.keys().heartbeat(&format!("{nonce:016x}")),
             store,
-            hub: Arc::clone(&hub),
+            hubs: hubs.clone(),
             sink: Mutex::new(None),
             liveness: Mutex::new(Liveness::default()),
             reconnect: Notify::new(),
         });
-        let stop = feed::start(Arc::clone(&shared), &hub, shutdown);
+        let stop = feed::start(Arc::clone(&shared), &hubs, shutdown);
         Arc::new(Self {
             shared,
             _stop: stop,
@@ -98,14 +97,14 @@ impl Bus {
 
 #[async_trait]
 impl ChangeFeed for Bus {
-    async fn subscribe(&self, id: &PollId) {
+    async fn subscribe(&self, topic: &Topic) {
         let Some(mut sink) = self.shared.current_sink() else {
-            // Disconnected: the reconnect subscribes every followed poll.
+            // Disconnected: the reconnect subscribes every followed topic.
             return;
         };
-        let channel = self.shared.store.keys().changes(id);
+        let channel = self.shared.store.keys().topic_channel(topic);
         if let Err(e) = self.shared.bounded(sink.subscribe(&channel)).await {
-            tracing::debug!(poll = %id, error = %e, "subscribe failed; the reconnect will retry");
+            tracing::debug!(?topic, error = %e, "subscribe failed; the reconnect will retry");
         }
     }
 
@@ -147,10 +146,10 @@ impl Shared {
         self.bounded(sink.subscribe(&self.heartbeat_channel))
             .await?;
         self.set_sink(Some(sink.clone()));
-        let followed = self.hub.followed();
+        let followed = self.hubs.followed();
         let channels: Vec<String> = followed
             .iter()
-            .map(|id| self.store.keys().changes(id))
+            .map(|t| self.store.keys().topic_channel(t))
             .collect();
         for batch in channels.chunks(SUBSCRIBE_BATCH) {
             self.bounded(sink.subscribe(batch)).await?;
@@ -160,8 +159,8 @@ impl Shared {
         Ok(stream)
     }
 
-    async fn resync(&self, ids: Vec<PollId>) -> Result<(), Lost> {
-        resync(&self.store, &self.hub, ids).await
+    async fn resync(&self, topics: Vec<Topic>) -> Result<(), Lost> {
+        resync(&self.store, &self.hubs, topics).await
     }
 
     /// Relays messages to the hub and runs the heartbeat, until the
@@ -212,7 +211,7 @@ impl Shared {
     }
 
     fn deliver(&self, payload: &[u8]) {
-        deliver(&self.store, &self.hub, payload);
+        deliver(&self.store, &self.hubs, payload);
     }
 }
 
@@ -239,10 +238,10 @@ impl Subscriber for Shared {
     /// Unsubscribes `ids` that still have no follower. A follower may join
     /// while the UNSUBSCRIBE is on its way and have its own SUBSCRIBE undone
     /// by it: such polls are subscribed again and re-read afterwards.
-    async fn unsubscribe(&self, ids: Vec<PollId>) {
-        let ids: Vec<PollId> = ids
+    async fn unsubscribe(&self, ids: Vec<Topic>) {
+        let ids: Vec<Topic> = ids
             .into_iter()
-            .filter(|id| !self.hub.is_followed(id))
+            .filter(|id| !self.hubs.is_followed(id))
             .collect();
         if ids.is_empty() {
             return;
@@ -250,21 +249,24 @@ impl Subscriber for Shared {
         let Some(mut sink) = self.current_sink() else {
             return;
         };
-        let channels: Vec<String> = ids.iter().map(|id| self.store.keys().changes(id)).collect();
+        let channels: Vec<String> = ids
+            .iter()
+            .map(|t| self.store.keys().topic_channel(t))
+            .collect();
         if let Err(e) = self.bounded(sink.unsubscribe(&channels)).await {
             tracing::debug!(error = %e, "unsubscribe failed");
             return;
         }
-        let rejoined: Vec<PollId> = ids
+        let rejoined: Vec<Topic> = ids
             .into_iter()
-            .filter(|id| self.hub.is_followed(id))
+            .filter(|id| self.hubs.is_followed(id))
             .collect();
         if rejoined.is_empty() {
             return;
         }
         let channels: Vec<String> = rejoined
             .iter()
-            .map(|id| self.store.keys().changes(id))
+            .map(|t| self.store.keys().topic_channel(t))
             .collect();
         let again = async {
             self.bounded(sink.subscribe(&channels)).await?;

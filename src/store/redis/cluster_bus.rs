@@ -39,8 +39,7 @@ use super::feed::{
     deliver, resync,
 };
 use super::store::RedisStore;
-use crate::hub::Hub;
-use crate::poll::PollId;
+use crate::hub::{Hubs, Topic};
 use crate::store::ChangeFeed;
 
 /// SSUBSCRIBEs in flight at once when resubscribing (each poll is its own
@@ -58,7 +57,7 @@ struct Liveness {
 struct Shared {
     seeds: Vec<String>,
     store: Arc<RedisStore>,
-    hub: Arc<Hub>,
+    hubs: Hubs,
     timeout: Duration,
     nonce: String,
     /// The current subscriber connection; `None` while disconnected.
@@ -79,7 +78,7 @@ impl ClusterBus {
     pub fn start(
         seeds: Vec<String>,
         store: Arc<RedisStore>,
-        hub: Arc<Hub>,
+        hubs: Hubs,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let nonce: u64 = rand::rng().random();
@@ -88,12 +87,12 @@ impl ClusterBus {
             timeout: store.timeout(),
             nonce: format!("{nonce:016x}"),
             store,
-            hub: Arc::clone(&hub),
+            hubs: hubs.clone(),
             conn: Mutex::new(None),
             liveness: Mutex::new(Liveness::default()),
             reconnect: Notify::new(),
         });
-        let stop = feed::start(Arc::clone(&shared), &hub, shutdown);
+        let stop = feed::start(Arc::clone(&shared), &hubs, shutdown);
         Arc::new(Self {
             shared,
             _stop: stop,
@@ -103,13 +102,13 @@ impl ClusterBus {
 
 #[async_trait]
 impl ChangeFeed for ClusterBus {
-    async fn subscribe(&self, id: &PollId) {
+    async fn subscribe(&self, topic: &Topic) {
         let Some(mut conn) = self.shared.current() else {
             return;
         };
-        let channel = self.shared.store.keys().changes(id);
+        let channel = self.shared.store.keys().topic_channel(topic);
         if let Err(e) = self.shared.bounded(conn.ssubscribe(&channel)).await {
-            tracing::debug!(poll = %id, error = %e, "ssubscribe failed; reconnecting");
+            tracing::debug!(?topic, error = %e, "ssubscribe failed; reconnecting");
             // The poll's owner may be changing: a new session subscribes it
             // wherever it lives now.
             self.shared.reconnect.notify_one();
@@ -185,10 +184,10 @@ impl Shared {
         }
         self.lock_liveness().heard = heard;
         self.set_current(Some(conn.clone()));
-        let followed = self.hub.followed();
+        let followed = self.hubs.followed();
         let channels: Vec<String> = followed
             .iter()
-            .map(|id| self.store.keys().changes(id))
+            .map(|t| self.store.keys().topic_channel(t))
             .collect();
         let mut subscribes = futures_util::stream::iter(channels.into_iter().map(|channel| {
             let mut conn = conn.clone();
@@ -199,7 +198,7 @@ impl Shared {
             done?;
         }
         drop(subscribes);
-        resync(&self.store, &self.hub, followed).await?;
+        resync(&self.store, &self.hubs, followed).await?;
         self.lock_liveness().synced = true;
         Ok((conn, masters))
     }
@@ -295,7 +294,7 @@ impl Shared {
                         }
                     }
                 } else {
-                    deliver(&self.store, &self.hub, &payload);
+                    deliver(&self.store, &self.hubs, &payload);
                 }
                 Ok(())
             }
@@ -307,9 +306,11 @@ impl Shared {
                     Some(Value::BulkString(c)) => String::from_utf8_lossy(c).into_owned(),
                     _ => return Ok(()),
                 };
-                let followed = poll_of(&channel)
-                    .and_then(|id| PollId::parse(id).ok())
-                    .is_some_and(|id| self.hub.is_followed(&id));
+                let followed = self
+                    .store
+                    .keys()
+                    .topic_of_channel(&channel)
+                    .is_some_and(|t| self.hubs.is_followed(&t));
                 if followed || beats.contains_key(&channel) {
                     Err(Lost::Dropped(channel))
                 } else {
@@ -323,24 +324,24 @@ impl Shared {
     /// Unsubscribes `id` if it still has no follower. A follower that joins
     /// while the SUNSUBSCRIBE is on its way has its SSUBSCRIBE undone: its
     /// poll is subscribed again and re-read.
-    async fn unsubscribe_one(&self, id: PollId) {
-        if self.hub.is_followed(&id) {
+    async fn unsubscribe_one(&self, id: Topic) {
+        if self.hubs.is_followed(&id) {
             return;
         }
         let Some(mut conn) = self.current() else {
             return;
         };
-        let channel = self.store.keys().changes(&id);
+        let channel = self.store.keys().topic_channel(&id);
         if let Err(e) = self.bounded(conn.sunsubscribe(&channel)).await {
             tracing::debug!(error = %e, "sunsubscribe failed");
             return;
         }
-        if !self.hub.is_followed(&id) {
+        if !self.hubs.is_followed(&id) {
             return;
         }
         let again = async {
             self.bounded(conn.ssubscribe(&channel)).await?;
-            resync(&self.store, &self.hub, vec![id]).await
+            resync(&self.store, &self.hubs, vec![id]).await
         };
         if let Err(e) = again.await {
             tracing::warn!(error = %e, "resubscribe after a rejoin failed; reconnecting");
@@ -372,7 +373,7 @@ impl Subscriber for Shared {
         *self.lock_liveness() = Liveness::default();
     }
 
-    async fn unsubscribe(&self, ids: Vec<PollId>) {
+    async fn unsubscribe(&self, ids: Vec<Topic>) {
         // Each poll is its own slot, so each is its own SUNSUBSCRIBE.
         for id in ids {
             self.unsubscribe_one(id).await;
@@ -380,20 +381,4 @@ impl Subscriber for Shared {
     }
 }
 
-/// The poll id inside a change channel's `{ID}` tag.
-fn poll_of(channel: &str) -> Option<&str> {
-    let open = channel.find('{')?;
-    let close = channel[open..].find('}')? + open;
-    Some(&channel[open + 1..close])
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_poll_of_a_change_channel_is_its_tag() {
-        assert_eq!(poll_of("tally:poll:{lpl}:changes"), Some("lpl"));
-        assert_eq!(poll_of("tally:heartbeat:x"), None);
-    }
-}

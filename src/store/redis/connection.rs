@@ -27,6 +27,11 @@ static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!
 static CLUSTER_POLL_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&sharded(include_str!("poll.lua"))));
 
+/// The event script, on one Redis and (sharded publish) on a cluster.
+static EVENT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("event.lua")));
+static CLUSTER_EVENT_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&sharded(include_str!("event.lua"))));
+
 /// The script's one publish-command line, as the cluster rewrites it.
 const PUBLISH_LINE: &str = "local PUBLISH = 'PUBLISH'";
 
@@ -72,6 +77,14 @@ impl Connection {
         match self {
             Self::Single(_) => &POLL_SCRIPT,
             Self::Cluster(_) => &CLUSTER_POLL_SCRIPT,
+        }
+    }
+
+    /// The event script in this backend's dialect.
+    pub fn event_script(&self) -> &'static Script {
+        match self {
+            Self::Single(_) => &EVENT_SCRIPT,
+            Self::Cluster(_) => &CLUSTER_EVENT_SCRIPT,
         }
     }
 

@@ -19,9 +19,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::store::{Change, RedisStore};
-use crate::hub::Hub;
-use crate::poll::{PollId, Snapshot};
-use crate::store::Store;
+use crate::event::{EventChange, EventId};
+use crate::hub::{Hubs, Topic};
+use crate::poll::Snapshot;
+use crate::store::{EventStore, Store};
 
 /// How often an instance publishes a heartbeat to itself.
 pub(super) const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -88,8 +89,8 @@ pub(super) trait Subscriber: Send + Sync + 'static {
     /// Forgets the lost connection: not live until the next has caught up.
     fn disconnected(&self);
 
-    /// Unsubscribes those of `ids` that still have no local follower.
-    async fn unsubscribe(&self, ids: Vec<PollId>);
+    /// Unsubscribes those of `topics` that still have no local follower.
+    async fn unsubscribe(&self, topics: Vec<Topic>);
 }
 
 /// Starts `subscriber`'s tasks: its connection, made again with jittered
@@ -98,11 +99,13 @@ pub(super) trait Subscriber: Send + Sync + 'static {
 /// guard is dropped.
 pub(super) fn start<S: Subscriber>(
     subscriber: Arc<S>,
-    hub: &Hub,
+    hubs: &Hubs,
     shutdown: CancellationToken,
 ) -> DropGuard {
     let (unfollowed_tx, unfollowed_rx) = mpsc::unbounded_channel();
-    hub.set_unfollow_notifier(unfollowed_tx);
+    hubs.set_unfollow_notifier(move |topic| {
+        let _ = unfollowed_tx.send(topic);
+    });
     let stop = shutdown.child_token();
     tokio::spawn(reconnecting(Arc::clone(&subscriber), stop.clone()));
     tokio::spawn(unsubscriber(subscriber, unfollowed_rx, stop.clone()));
@@ -136,10 +139,10 @@ async fn reconnecting<S: Subscriber>(subscriber: Arc<S>, shutdown: CancellationT
 /// stayed without one for the grace period.
 async fn unsubscriber<S: Subscriber>(
     subscriber: Arc<S>,
-    mut unfollowed: mpsc::UnboundedReceiver<PollId>,
+    mut unfollowed: mpsc::UnboundedReceiver<Topic>,
     shutdown: CancellationToken,
 ) {
-    let mut pending: HashMap<PollId, Instant> = HashMap::new();
+    let mut pending: HashMap<Topic, Instant> = HashMap::new();
     let mut tick = tokio::time::interval(UNSUBSCRIBE_GRACE / 2);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -167,26 +170,89 @@ async fn unsubscriber<S: Subscriber>(
     }
 }
 
-/// Re-reads each poll's snapshot and offers it (or its deletion): what
+/// Re-reads each topic's state and offers it (or its deletion): what
 /// every (re)subscription is followed by, on one Redis and on a cluster.
-pub(super) async fn resync(store: &RedisStore, hub: &Hub, ids: Vec<PollId>) -> Result<(), Lost> {
-    let mut reads = futures_util::stream::iter(ids)
-        .map(|id| async move {
-            let results = store.get(&id).await;
-            (id, results)
+pub(super) async fn resync(
+    store: &RedisStore,
+    hubs: &Hubs,
+    topics: Vec<Topic>,
+) -> Result<(), Lost> {
+    let mut reads = futures_util::stream::iter(topics)
+        .map(|topic| async move {
+            match &topic {
+                Topic::Poll(id) => match store.get(id).await? {
+                    Some(results) => hubs.polls.offer(&Snapshot::new(results)),
+                    None => hubs.polls.offer_deleted(id),
+                },
+                Topic::Event(id) => offer_event(store, hubs, id).await?,
+            }
+            Ok::<(), crate::store::Unavailable>(())
         })
         .buffer_unordered(RESYNC_CONCURRENCY);
-    while let Some((id, results)) = reads.next().await {
-        match results? {
-            Some(results) => hub.offer(&Snapshot::new(results)),
-            None => hub.offer_deleted(&id),
-        }
+    while let Some(done) = reads.next().await {
+        done?;
     }
     Ok(())
 }
 
-/// Hands one message from a poll's channel to the hub.
-pub(super) fn deliver(store: &Arc<RedisStore>, hub: &Arc<Hub>, payload: &[u8]) {
+/// Reads an event and hands it (or its deletion) to the event hub.
+async fn offer_event(
+    store: &RedisStore,
+    hubs: &Hubs,
+    id: &EventId,
+) -> Result<(), crate::store::Unavailable> {
+    let change = match store.get_event(id).await? {
+        Some(record) => EventChange::Record(Arc::new(record)),
+        None => EventChange::Deleted,
+    };
+    hubs.events.offer_event(id, change);
+    Ok(())
+}
+
+/// The head of an event channel's message.
+#[derive(serde::Deserialize)]
+struct EventMessage<'a> {
+    event: &'a str,
+    version: Option<u64>,
+    #[serde(default)]
+    deleted: bool,
+}
+
+/// Hands one message from an event's channel on: a deletion at once; a
+/// change by reading the event (once per change per instance, and only
+/// when this instance does not have that version yet).
+fn deliver_event(store: &Arc<RedisStore>, hubs: &Hubs, payload: &[u8]) {
+    let Ok(msg) = serde_json::from_slice::<EventMessage>(payload) else {
+        tracing::warn!("unreadable message on an event channel");
+        return;
+    };
+    let Ok(id) = EventId::parse(msg.event) else {
+        return;
+    };
+    if msg.deleted {
+        hubs.events.offer_event(&id, EventChange::Deleted);
+        return;
+    }
+    if !msg
+        .version
+        .is_some_and(|v| hubs.events.wants_event(id.as_str(), v))
+    {
+        return;
+    }
+    let (store, hubs) = (Arc::clone(store), hubs.clone());
+    tokio::spawn(async move {
+        if let Err(e) = offer_event(&store, &hubs, &id).await {
+            tracing::debug!(event = %id, error = %e.0, "event re-read failed");
+        }
+    });
+}
+
+/// Hands one message from a poll's or an event's channel to its hub.
+pub(super) fn deliver(store: &Arc<RedisStore>, hubs: &Hubs, payload: &[u8]) {
+    if payload.starts_with(b"{\"event\":") {
+        return deliver_event(store, hubs, payload);
+    }
+    let hub = &hubs.polls;
     // Every instance hears every change of the polls it follows, its
     // own votes' included: read just the id and version first, and
     // render results only when the hub would keep them.
@@ -201,9 +267,9 @@ pub(super) fn deliver(store: &Arc<RedisStore>, hub: &Arc<Hub>, payload: &[u8]) {
         Ok(Change::Unknown(id)) => {
             // The text of this poll is not cached here (evicted, or the
             // id was deleted and created again): read it once more.
-            let (store, hub) = (Arc::clone(store), Arc::clone(hub));
+            let (store, hubs) = (Arc::clone(store), hubs.clone());
             tokio::spawn(async move {
-                if let Err(e) = resync(&store, &hub, vec![id]).await {
+                if let Err(e) = resync(&store, &hubs, vec![Topic::Poll(id)]).await {
                     tracing::debug!(error = %e, "re-read after an unknown change failed");
                 }
             });

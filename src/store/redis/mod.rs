@@ -12,6 +12,7 @@ pub mod bus;
 pub mod cluster;
 pub mod cluster_bus;
 pub mod connection;
+pub mod events;
 mod feed;
 pub mod store;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use redis::IntoConnectionInfo;
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::Hubs;
 use crate::store::ChangeFeed;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -37,7 +38,7 @@ use store::{Keys, Limits, RedisStore};
 /// is reachable runs, answers 503 and is not ready until Redis answers.
 pub async fn connect(
     config: &Config,
-    hub: Arc<Hub>,
+    hubs: Hubs,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn ChangeFeed>)> {
     let keys = Keys::new(&config.redis_prefix);
@@ -46,7 +47,7 @@ pub async fn connect(
         let seeds = config.redis_cluster.clone();
         let client = cluster_client(&seeds, limits.timeout, None)?;
         let store = Arc::new(RedisStore::new(Connection::cluster(&client), keys, limits)?);
-        let bus = ClusterBus::start(seeds, Arc::clone(&store), hub, shutdown.token());
+        let bus = ClusterBus::start(seeds, Arc::clone(&store), hubs, shutdown.token());
         return Ok((store, bus));
     }
     let url = config
@@ -59,7 +60,7 @@ pub async fn connect(
         keys,
         limits,
     )?);
-    let bus = Bus::start(client, Arc::clone(&store), hub, shutdown.token());
+    let bus = Bus::start(client, Arc::clone(&store), hubs, shutdown.token());
     Ok((store, bus))
 }
 

@@ -328,9 +328,13 @@ end
 -- Opens a closed poll again; a no-op on an open one. A poll past its
 -- closes_at stays closed ('past_closes_at').
 function ops.reopen()
-  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at')
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at', 'event')
   if not p[1] then
     return { 'err', 'poll_not_found' }
+  end
+  if p[4] then
+    -- An event's question: only the event opens it (by a move).
+    return { 'err', 'in_event:' .. p[4] }
   end
   local counts = counts_of(redis.call('HLEN', votes_key))
   if p[3] and server_now_ms() >= tonumber(p[3]) then
@@ -362,6 +366,38 @@ function ops.voted()
     return { 'ok', redis.call('SISMEMBER', voters_key, ARGV[6]) }
   end
   return { 'ok', 0 }
+end
+
+-- An event's question, opened or closed by an event move or toggle.
+-- ARGV[6] event id, ARGV[7] '1' open / '0' close, ARGV[8] the generation
+-- (the event's version). Applied only if no later generation has fenced
+-- this poll already ('gen' in the poll hash), so a slow or repeated step of
+-- an older move never reopens a question a newer move closed. A question
+-- past its closes_at stays closed. Replies with the state.
+function ops.fence()
+  local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'closes_at', 'gen')
+  if not p[1] then
+    return { 'err', 'poll_not_found' }
+  end
+  redis.call('HSET', poll_key, 'event', ARGV[6])
+  local gen = tonumber(ARGV[8])
+  local closed = p[2] == '1'
+  if gen >= (tonumber(p[4]) or 0) then
+    redis.call('HSET', poll_key, 'gen', gen)
+    local want_closed = ARGV[7] ~= '1'
+    if not want_closed and close_if_due(p[1], closed, p[3]) then
+      want_closed, closed = true, true
+    end
+    if closed ~= want_closed then
+      redis.call('HSET', poll_key, 'closed', want_closed and '1' or '0')
+      local version = redis.call('INCR', version_key)
+      closed = want_closed
+      publish(p[1], version, closed, counts_of(redis.call('HLEN', votes_key)))
+    end
+    touch(nil)
+  end
+  return state_reply(p[1], tonumber(redis.call('GET', version_key)) or 0, closed,
+    counts_of(redis.call('HLEN', votes_key)))
 end
 
 -- Idempotency records are left to expire: they cannot be found without a

@@ -35,7 +35,10 @@ use crate::poll::{
     VoterId,
 };
 use crate::store::group_commit::{BatchVoter, GroupCommit};
-use crate::store::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
+use crate::event::EventId;
+use crate::store::{
+    CreatePoll, Reopened, Store, Topic, Unavailable, Vote, VoteError, VoterRecord,
+};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.
@@ -91,6 +94,47 @@ impl Keys {
         format!("{}:changes", self.poll(id))
     }
 
+    /// The event hash: title, code, version, order, current, … (see
+    /// `event.lua`).
+    pub fn event(&self, id: &EventId) -> String {
+        format!("{}:event:{{{}}}", self.prefix, id)
+    }
+
+    /// The event's deck: question id → summary JSON.
+    pub fn deck(&self, id: &EventId) -> String {
+        format!("{}:deck", self.event(id))
+    }
+
+    /// The channel announcing an event's changes.
+    pub fn event_changes(&self, id: &EventId) -> String {
+        format!("{}:changes", self.event(id))
+    }
+
+    /// A join code's key (its own slot): the event id it leads to.
+    pub fn join_code(&self, code: &crate::event::JoinCode) -> String {
+        format!("{}:join:{{{}}}", self.prefix, code)
+    }
+
+    /// The channel of a followed topic.
+    pub fn topic_channel(&self, topic: &Topic) -> String {
+        match topic {
+            Topic::Poll(id) => self.changes(id),
+            Topic::Event(id) => self.event_changes(id),
+        }
+    }
+
+    /// The topic a change channel carries, read back from its name.
+    pub fn topic_of_channel(&self, channel: &str) -> Option<Topic> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        let (kind, rest) = rest.split_once(":{")?;
+        let id = rest.strip_suffix("}:changes")?;
+        match kind {
+            "poll" => PollId::parse(id).ok().map(Topic::Poll),
+            "event" => EventId::parse(id).ok().map(Topic::Event),
+            _ => None,
+        }
+    }
+
     /// The channel on which one instance hears its own heartbeats.
     pub fn heartbeat(&self, nonce: &str) -> String {
         format!("{}:heartbeat:{}", self.prefix, nonce)
@@ -143,15 +187,15 @@ impl Limits {
 /// holds exactly two Redis connections (this one and the bus's pub/sub one)
 /// however many clients it serves.
 pub struct RedisStore {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
     commit: GroupCommit<Core>,
 }
 
 /// What the store and its batches share.
 pub struct Core {
-    conn: Connection,
-    keys: Keys,
-    limits: Limits,
+    pub(super) conn: Connection,
+    pub(super) keys: Keys,
+    pub(super) limits: Limits,
     /// Each poll's text by id; an entry only serves a poll of the same
     /// `created_at`, so a deleted and re-created id is never confused.
     texts: quick_cache::sync::Cache<PollId, Arc<PollText>>,
@@ -257,7 +301,7 @@ pub enum Change {
 impl Core {
     /// Runs one command future within the timeout; any failure is
     /// [`Unavailable`].
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Unavailable> {
@@ -272,7 +316,7 @@ impl Core {
     }
 
     /// Sends one command within the timeout.
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Unavailable> {
+    pub(super) async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Unavailable> {
         let mut conn = self.conn.clone();
         self.bounded(cmd.query_async(&mut conn)).await
     }
@@ -447,21 +491,21 @@ impl State {
 }
 
 /// The fields of a script reply, read in order.
-struct Fields(std::vec::IntoIter<Value>);
+pub(super) struct Fields(pub(super) std::vec::IntoIter<Value>);
 
 impl Fields {
-    fn next(&mut self) -> Result<Value, Unavailable> {
+    pub(super) fn next(&mut self) -> Result<Value, Unavailable> {
         self.0
             .next()
             .ok_or_else(|| Unavailable("a short reply from the poll script".into()))
     }
 
-    fn string(&mut self) -> Result<String, Unavailable> {
+    pub(super) fn string(&mut self) -> Result<String, Unavailable> {
         String::from_redis_value(self.next()?)
             .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
     }
 
-    fn int(&mut self) -> Result<u64, Unavailable> {
+    pub(super) fn int(&mut self) -> Result<u64, Unavailable> {
         u64::from_redis_value(self.next()?)
             .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
     }
@@ -710,6 +754,10 @@ impl Store for RedisStore {
         let mut fields = match core.invoke(&core.invocation("reopen", id)).await? {
             Ok(fields) => fields,
             Err(code) if code == "past_closes_at" => return Ok(Reopened::PastClosesAt),
+            Err(code) if code.starts_with("in_event:") => {
+                return Ok(EventId::parse(&code["in_event:".len()..])
+                    .map_or(Reopened::NotFound, Reopened::InEvent));
+            }
             Err(_) => return Ok(Reopened::NotFound),
         };
         let state = State::read(&mut fields)?;
@@ -754,6 +802,28 @@ impl Store for RedisStore {
             tracing::warn!(poll = %id, error = %e, "deleted poll left in the index");
         }
         Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(poll = %id, generation))]
+    async fn fence(
+        &self,
+        id: &PollId,
+        event: &EventId,
+        open: bool,
+        generation: u64,
+    ) -> Result<Option<Results>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.invocation("fence", id);
+        call.arg(event.as_str()).arg(if open { "1" } else { "0" }).arg(generation);
+        let mut fields = match core.invoke(&call).await? {
+            Ok(fields) => fields,
+            Err(_) => return Ok(None),
+        };
+        let state = State::read(&mut fields)?;
+        Ok(core
+            .text_of(id, state.created_at)
+            .await?
+            .map(|text| text.results(id, state.version, state.closed, &state.counts)))
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {

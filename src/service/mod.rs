@@ -11,7 +11,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::hub::{Follower, Hub, PollEvent};
+mod compose;
+mod events;
+
+pub use events::EventFollowing;
+
+use std::hash::Hash;
+
+use crate::event::EventId;
+use crate::event::view::EventUpdate;
+use crate::hub::{Follower, Hub, Hubs, PollEvent, Topic};
 use crate::metrics::{self, FollowerGauge};
 use crate::poll::{
     AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
@@ -49,9 +58,14 @@ impl Transport {
 }
 
 /// A follower plus what it holds while it follows: its place under the
-/// follower cap and its metrics gauge.
-pub struct Following {
-    pub follower: Follower,
+/// follower cap and its metrics gauge. Of a poll by default; of an event
+/// ([`EventFollowing`]) the same way.
+pub struct Following<K = PollId, V = PollEvent>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub follower: Follower<K, V>,
     _permit: OwnedSemaphorePermit,
     _gauge: FollowerGauge,
     deliveries: ::metrics::Counter,
@@ -62,7 +76,11 @@ pub struct Following {
     next_allowed: Option<Instant>,
 }
 
-impl Following {
+impl<K, V> Following<K, V>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     /// Counts one update sent to this follower and starts its pacing gap.
     pub fn delivered(&mut self) {
         self.deliveries.increment(1);
@@ -74,7 +92,7 @@ impl Following {
     /// the pacing allows, so a hot poll sends a paced follower at most one
     /// update per gap, always the newest. Cancel-safe: the deadline lives
     /// in `self`, and the watch wait is itself cancel-safe.
-    pub async fn next(&mut self) -> Option<PollEvent> {
+    pub async fn next(&mut self) -> Option<V> {
         if let Some(at) = self.next_allowed {
             tokio::time::sleep_until(at).await;
         }
@@ -89,6 +107,13 @@ pub const DEMO_POLL_ID: &str = "lpl";
 pub struct Service {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    /// Both hubs (the poll hub is `hub`), as the bus feeds them.
+    hubs: Hubs,
+    /// Composed event states, one channel per followed event; fed by
+    /// this instance's composer of that event.
+    rooms: Arc<Hub<EventId, EventUpdate>>,
+    /// The running composer of each followed event.
+    composers: Arc<std::sync::Mutex<std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>>>,
     feed: Option<Arc<dyn ChangeFeed>>,
     followers: Arc<Semaphore>,
     /// Shortest gap between two updates to one follower; `None` sends
@@ -103,14 +128,33 @@ pub struct Service {
 impl Service {
     pub fn new(
         store: Arc<dyn Store>,
-        hub: Arc<Hub>,
+        hubs: Hubs,
         feed: Option<Arc<dyn ChangeFeed>>,
         max_followers: usize,
         max_updates_per_second: u32,
     ) -> Self {
+        let rooms: Arc<Hub<EventId, EventUpdate>> = Hub::new();
+        let composers: Arc<std::sync::Mutex<std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>>> =
+            Arc::default();
+        {
+            // The last follower of an event here stops its composer (unless
+            // one joined again meanwhile).
+            let (rooms_weak, composers) = (Arc::downgrade(&rooms), Arc::clone(&composers));
+            rooms.set_unfollow_notifier(move |id: EventId| {
+                let mut running = lock(&composers);
+                if rooms_weak.upgrade().is_none_or(|r| !r.is_followed(&id))
+                    && let Some(token) = running.remove(&id)
+                {
+                    token.cancel();
+                }
+            });
+        }
         Self {
             store,
-            hub,
+            hub: Arc::clone(&hubs.polls),
+            hubs,
+            rooms,
+            composers,
             feed,
             followers: Arc::new(Semaphore::new(max_followers)),
             pace: (max_updates_per_second > 0)
@@ -238,6 +282,7 @@ impl Service {
                     "closes_at has passed: this poll cannot be reopened".into(),
                 ));
             }
+            Reopened::InEvent(event) => return self.reopen_question(&event, id).await,
             Reopened::NotFound => return Err(Error::PollNotFound),
         };
         let snapshot = Snapshot::new(results);
@@ -393,16 +438,10 @@ impl Service {
         let permit = Arc::clone(&self.followers)
             .try_acquire_owned()
             .map_err(|_| Error::TooManyConnections)?;
-        let (follower, first) = self.hub.join(id);
-        if first && let Some(feed) = &self.feed {
-            feed.subscribe(id).await;
-        }
-        let current =
-            !first && follower.has_results() && self.feed.as_ref().is_none_or(|f| f.is_live());
-        if !current {
-            let results = self.store.get(id).await?.ok_or(Error::PollNotFound)?;
-            self.schedule_close(&results);
-            self.hub.offer(&Snapshot::new(results));
+        let follower = follow_poll(&self.store, &self.hub, self.feed.as_ref(), id).await?;
+        match follower.peek() {
+            Some(snapshot) => self.schedule_close(&snapshot.results),
+            None => return Err(Error::PollNotFound),
         }
         Ok(Following {
             follower,
@@ -419,6 +458,31 @@ impl Service {
     pub async fn ready(&self) -> bool {
         self.store.ping().await.is_ok() && self.feed.as_ref().is_none_or(|f| f.is_live())
     }
+}
+
+/// Joins the poll hub for `id` and makes sure it holds current results:
+/// subscribes first when this is the poll's first follower here, then
+/// reads the store — in that order, so no change falls between. A poll
+/// already followed here is current (see [`Service::follow`]) and costs no
+/// read. An unknown poll leaves the follower holding its deletion.
+pub(crate) async fn follow_poll(
+    store: &Arc<dyn Store>,
+    hub: &Arc<Hub>,
+    feed: Option<&Arc<dyn ChangeFeed>>,
+    id: &PollId,
+) -> Result<Follower, Error> {
+    let (follower, first) = hub.join(id);
+    if first && let Some(feed) = feed {
+        feed.subscribe(&Topic::Poll(id.clone())).await;
+    }
+    let current = !first && follower.has_results() && feed.is_none_or(|f| f.is_live());
+    if !current {
+        match store.get(id).await? {
+            Some(results) => hub.offer(&Snapshot::new(results)),
+            None => hub.offer_deleted(id),
+        }
+    }
+    Ok(follower)
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

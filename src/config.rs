@@ -116,6 +116,11 @@ pub struct Config {
     #[arg(long, env = "TALLY_CREATE_RATE", default_value_t = 10)]
     pub create_rate: u32,
 
+    /// Failed join-code look-ups per minute allowed per client address
+    /// (0 = no limit): six-digit codes cannot be enumerated.
+    #[arg(long, env = "TALLY_JOIN_RATE", default_value_t = 30)]
+    pub join_rate: u32,
+
     /// Peers whose X-Forwarded-For is believed (the load balancers): comma-separated
     /// IPs or CIDR ranges, e.g. `10.0.0.5,172.16.0.0/12`.
     #[arg(long, env = "TALLY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_or_range)]
@@ -183,6 +188,7 @@ impl Config {
         // Tests create polls by the dozen from 127.0.0.1; the limit's own
         // tests turn it on.
         c.create_rate = 0;
+        c.join_rate = 0;
         c.public_url = None;
         c
     }

@@ -115,6 +115,8 @@ impl Application {
             config.create_rate,
             config.trusted_proxies.clone(),
         );
+        let join_limiter =
+            api::ratelimit::JoinLimiter::new(config.join_rate, config.trusted_proxies.clone());
         let state = AppState::new(Inner {
             service,
             instance,
@@ -122,6 +124,7 @@ impl Application {
             metrics: metrics::install(),
             vote_limiter,
             create_limiter,
+            join_limiter,
             config,
         });
         spawn_limiter_upkeep(&state);
@@ -218,6 +221,7 @@ fn spawn_limiter_upkeep(state: &AppState) {
                 _ = tick.tick() => {
                     state.vote_limiter.forget_idle_clients();
                     state.create_limiter.forget_idle_clients();
+                    state.join_limiter.forget_idle_clients();
                 }
                 _ = state.shutdown.triggered() => return,
             }

@@ -32,7 +32,7 @@ pub struct ChangesQuery {
     timeout: Option<String>,
 }
 
-fn non_negative(name: &str, value: Option<&str>) -> Result<Option<u64>, Error> {
+pub(crate) fn non_negative(name: &str, value: Option<&str>) -> Result<Option<u64>, Error> {
     value
         .map(|s| {
             s.parse::<u64>()

@@ -3,6 +3,8 @@
 
 pub mod caller;
 pub mod errors;
+pub mod event_ws;
+pub mod events;
 pub mod longpoll;
 pub mod openapi;
 pub mod ops;
@@ -44,6 +46,8 @@ pub struct Inner {
     pub vote_limiter: ratelimit::VoteLimiter,
     /// `TALLY_CREATE_RATE`: new polls per client and minute.
     pub create_limiter: ratelimit::ClientRateLimit,
+    /// `TALLY_JOIN_RATE`: failed join-code look-ups per client and minute.
+    pub join_limiter: ratelimit::JoinLimiter,
 }
 
 impl AppState {
@@ -97,6 +101,25 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))
         .route("/api/polls/{id}/ws", get(ws::upgrade))
+        .route("/api/events", post(events::create).layer(DefaultBodyLimit::max(events::MAX_DECK_BYTES)))
+        .route("/api/events/{id}", get(events::show).delete(events::delete))
+        .route("/api/events/{id}/move", post(events::move_event))
+        .route("/api/events/{id}/results", post(events::results))
+        .route("/api/events/{id}/voting", post(events::voting))
+        .route(
+            "/api/events/{id}/questions",
+            post(events::append).layer(DefaultBodyLimit::max(events::MAX_DECK_BYTES)),
+        )
+        .route(
+            "/api/events/{id}/questions/{qid}",
+            axum::routing::put(events::edit).delete(events::delete_question),
+        )
+        .route("/api/events/{id}/order", axum::routing::put(events::order))
+        .route("/api/events/{id}/results.csv", get(events::results_csv))
+        .route("/api/events/{id}/changes", get(events::changes))
+        .route("/api/events/{id}/events", get(events::events))
+        .route("/api/events/{id}/ws", get(event_ws::upgrade))
+        .route("/api/join/{code}", get(events::join))
         .route("/api/stats", get(ops::stats))
         .route("/api/openapi.json", get(openapi::document))
         // One `layer` call: each wraps every route again, and so boxes one

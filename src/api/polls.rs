@@ -55,6 +55,12 @@ pub struct CreateBody {
 }
 
 impl CreateBody {
+    /// The poll this body describes, checked (`now_ms` for `closes_at`).
+    pub fn to_poll(&self, now_ms: u64) -> Result<NewPoll, crate::poll::Invalid> {
+        NewPoll::parse(&self.question, &self.options, self.vote_limit)
+            .and_then(|poll| poll.with_settings(&self.settings(), now_ms))
+    }
+
     fn settings(&self) -> SettingsInput {
         SettingsInput {
             max_choices: self.max_choices,
@@ -144,9 +150,7 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, Error> {
-    let poll = NewPoll::parse(&body.question, &body.options, body.vote_limit)
-        .and_then(|poll| poll.with_settings(&body.settings(), now_ms()))
-        .map_err(|e| Error::Validation(e.0))?;
+    let poll = body.to_poll(now_ms()).map_err(|e| Error::Validation(e.0))?;
     // Only a valid poll takes from the allowance: a refused body made nothing.
     app.create_limiter
         .check(app.create_limiter.client_ip(peer, &headers))?;
@@ -203,7 +207,7 @@ pub async fn list(
 }
 
 /// Whether `If-None-Match` names this entity tag (or `*`).
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -386,7 +390,7 @@ pub async fn reopen(
 
 /// One CSV field, quoted when it holds a comma, a quote or a line break
 /// (RFC 4180: quotes inside are doubled).
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -39,10 +39,10 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// zero-fills this much before every read attempt — and the loop below
 /// attempts one after every delivery — so 256 B (a vote is ~50 B on the
 /// wire) is also cheaper per update than 1 KiB.
-const READ_BUFFER_BYTES: usize = 256;
+pub(super) const READ_BUFFER_BYTES: usize = 256;
 
 /// Close codes this server sends.
-mod close_code {
+pub(super) mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
     pub const PROTOCOL: u16 = 1002;
@@ -143,7 +143,7 @@ struct Connection {
 }
 
 /// Why the loop stopped, when the server should still say goodbye.
-enum End {
+pub(super) enum End {
     Quietly,
     Close(u16, &'static str),
 }
@@ -281,18 +281,18 @@ impl Connection {
     }
 }
 
-fn error_message(request_id: Option<&str>, code: &str, message: &str) -> String {
+pub(super) fn error_message(request_id: Option<&str>, code: &str, message: &str) -> String {
     json!({"type": "error", "request_id": request_id, "code": code, "message": message}).to_string()
 }
 
 /// Sends one message, giving up on a peer that does not read within
 /// `limit` (`TALLY_WS_SEND_TIMEOUT`).
-async fn send(socket: &mut WebSocket, msg: Message, limit: Duration) -> bool {
+pub(super) async fn send(socket: &mut WebSocket, msg: Message, limit: Duration) -> bool {
     matches!(timeout(limit, socket.send(msg)).await, Ok(Ok(())))
 }
 
 /// The close code for a broken read: too big, bad UTF-8, or a protocol error.
-fn close_for(error: axum::Error) -> End {
+pub(super) fn close_for(error: axum::Error) -> End {
     use tungstenite::error::{CapacityError, Error as WsError};
     match error.into_inner().downcast::<WsError>().map(|e| *e) {
         Ok(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {

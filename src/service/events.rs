@@ -30,8 +30,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
 use super::{Following, Service, Transport, lock};
 use crate::error::Error;
 use crate::event::moves::Move;
@@ -52,16 +50,8 @@ pub type EventFollowing = Following<EventId, EventUpdate>;
 const CODE_TRIES: usize = 20;
 /// Compare-and-set retries when other hosts change the event meanwhile.
 const CAS_TRIES: usize = 8;
-/// Questions created (or fenced) at once.
-const FAN_OUT: usize = 16;
 /// How long a new follower waits for this instance's first state.
 const FIRST_STATE_WAIT: Duration = Duration::from_secs(5);
-
-/// Why a deck entry or a created question was refused: the message names
-/// the question by its place, as the contract says (`questions[3]: …`).
-fn at_index(i: usize, e: impl std::fmt::Display) -> Error {
-    Error::Validation(format!("questions[{i}]: {e}"))
-}
 
 /// What the deck shows of a poll.
 fn summary(id: &PollId, poll: &NewPoll) -> QuestionSummary {
@@ -128,12 +118,11 @@ impl Service {
         token_hash: &str,
         questions: Vec<NewPoll>,
     ) -> Result<Vec<QuestionSummary>, Error> {
-        let created = futures_util::stream::iter(questions.into_iter().enumerate())
-            .map(|(i, poll)| async move { (i, self.create_question(event, token_hash, poll).await) })
-            .buffered(FAN_OUT)
-            .collect::<Vec<_>>()
-            .await;
-        created.into_iter().map(|(_, r)| r).collect()
+        let mut deck = Vec::with_capacity(questions.len());
+        for poll in questions {
+            deck.push(self.create_question(event, token_hash, poll).await?);
+        }
+        Ok(deck)
     }
 
     async fn create_question(
@@ -279,15 +268,22 @@ impl Service {
         current: Option<&PollId>,
         dirty: &[PollId],
     ) -> Result<(), Error> {
-        let closes = dirty
+        // Closed all at once: each is its own slot, and the open below
+        // waits for every one.
+        let closes: Vec<_> = dirty
             .iter()
             .filter(|q| Some(*q) != current)
-            .map(|q| self.fence(id, q, false, generation));
-        let closed: Vec<Result<(), Error>> = futures_util::stream::iter(closes)
-            .buffer_unordered(FAN_OUT)
-            .collect()
-            .await;
-        closed.into_iter().collect::<Result<Vec<()>, Error>>()?;
+            .map(|q| {
+                let (store, q, id) = (Arc::clone(&self.store), q.clone(), id.clone());
+                tokio::spawn(async move { store.fence(&q, &id, false, generation).await })
+            })
+            .collect();
+        for close in closes {
+            let closed = close.await.map_err(|_| Error::StoreUnavailable)??;
+            if let Some(results) = closed {
+                self.hub.offer(&Snapshot::new(results));
+            }
+        }
         if let Some(current) = current {
             self.fence(id, current, true, generation).await?;
         }
@@ -549,15 +545,11 @@ impl Service {
             return Err(Error::EventNotFound);
         }
         self.hubs.events.offer_event(id, EventChange::Deleted);
-        let deletes = record.deck.iter().map(|q| async move {
+        for q in &record.deck {
             if self.store.delete(&q.id).await.unwrap_or(false) {
                 self.hub.offer_deleted(&q.id);
             }
-        });
-        futures_util::stream::iter(deletes)
-            .buffer_unordered(FAN_OUT)
-            .collect::<Vec<()>>()
-            .await;
+        }
         tracing::info!(event = %id, "event deleted");
         Ok(())
     }
@@ -570,14 +562,9 @@ impl Service {
     ) -> Result<Vec<Results>, Error> {
         self.authorize_event(id, token).await?;
         let record = self.get_event(id).await?;
-        let reads = record.deck.iter().map(|q| self.store.get(&q.id));
-        let results: Vec<_> = futures_util::stream::iter(reads)
-            .buffered(FAN_OUT)
-            .collect()
-            .await;
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            if let Some(r) = r? {
+        let mut out = Vec::with_capacity(record.deck.len());
+        for q in &record.deck {
+            if let Some(r) = self.store.get(&q.id).await? {
                 out.push(r);
             }
         }

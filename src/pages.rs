@@ -9,8 +9,10 @@
 //! script travels in escaped `data-` attributes.
 
 mod assets;
+mod event;
 mod home;
 pub mod i18n;
+mod join;
 mod lab;
 mod manage;
 mod poll;
@@ -55,6 +57,13 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/polls/{id}/manage", get(manage::show).post(manage::act))
         .route("/polls/{id}/present", get(present::show))
         .route("/polls/{id}/qr.svg", get(qr::show))
+        .route("/events/new", get(event::new_event))
+        .route("/events/{id}", get(event::audience))
+        .route("/events/{id}/present", get(event::present))
+        .route("/events/{id}/manage", get(event::manage))
+        .route("/events/{id}/qr.svg", get(event::qr))
+        .route("/join", get(join::show))
+        .route("/j/{code}", get(join::short_link))
         .route("/lang", get(ui::switch))
         // A route layer: a method the route lacks still answers 405.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,4 +1,5 @@
-//! The scripts (the pages' `app.js`, the transport lab's `lab.js`), the
+//! The scripts (the pages' `app.js`, the transport lab's `lab.js`, the
+//! event pages' `event.js`), the
 //! stylesheet and the icon, embedded in the binary and
 //! served under `/static/` — no CDN, no build step, works offline.
 //!
@@ -53,7 +54,8 @@ const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
 const STYLE_CSS: Asset = asset!("style.css", "text/css; charset=utf-8");
 const ICON_SVG: Asset = asset!("icon.svg", "image/svg+xml");
 const LAB_JS: Asset = asset!("lab.js", "text/javascript; charset=utf-8");
-const ASSETS: [Asset; 4] = [APP_JS, STYLE_CSS, ICON_SVG, LAB_JS];
+const EVENT_JS: Asset = asset!("event.js", "text/javascript; charset=utf-8");
+const ASSETS: [Asset; 5] = [APP_JS, STYLE_CSS, ICON_SVG, LAB_JS, EVENT_JS];
 
 /// Content tag of `app.js`, for its URL in the pages.
 pub const APP_JS_VERSION: u64 = APP_JS.version;
@@ -63,6 +65,8 @@ pub const STYLE_VERSION: u64 = STYLE_CSS.version;
 pub const ICON_VERSION: u64 = ICON_SVG.version;
 /// Content tag of `lab.js`, the transport lab's own script.
 pub const LAB_JS_VERSION: u64 = LAB_JS.version;
+/// Content tag of `event.js`, the event pages' script.
+pub const EVENT_JS_VERSION: u64 = EVENT_JS.version;
 
 /// `GET /static/{name}` for the embedded files.
 pub fn routes() -> Router<AppState> {

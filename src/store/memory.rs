@@ -421,7 +421,7 @@ impl Store for MemoryStore {
         if generation >= record.generation {
             record.generation = generation;
             // A question past its closes_at stays closed.
-            let open = open && !record.close_if_due(now_ms());
+            let open = open && !record.text.settings.is_past_close(now_ms());
             if record.closed == open {
                 record.closed = !open;
                 record.version += 1;

@@ -385,8 +385,8 @@ function ops.fence()
   if gen >= (tonumber(p[4]) or 0) then
     redis.call('HSET', poll_key, 'gen', gen)
     local want_closed = ARGV[7] ~= '1'
-    if not want_closed and close_if_due(p[1], closed, p[3]) then
-      want_closed, closed = true, true
+    if not want_closed and p[3] and p[3] ~= '' and server_now_ms() >= tonumber(p[3]) then
+      want_closed = true
     end
     if closed ~= want_closed then
       redis.call('HSET', poll_key, 'closed', want_closed and '1' or '0')

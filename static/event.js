@@ -226,8 +226,10 @@
       const numbersEl = document.createElement("span");
       numbersEl.className = "result-numbers";
       const votes = document.createElement("span");
+      votes.setAttribute("data-votes", "");
       const percent = document.createElement("span");
       percent.className = "percent";
+      percent.setAttribute("data-percent", "");
       numbersEl.append(votes, " ", percent);
       head.appendChild(numbersEl);
       const bar = document.createElement("div");

@@ -11,6 +11,7 @@ mod create_rate;
 mod cross_site;
 mod disconnects;
 mod errors;
+mod events;
 mod follower_cap;
 mod hardening;
 mod instances_on_one_redis;

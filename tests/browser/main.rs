@@ -18,6 +18,7 @@ mod poll_page;
 
 mod create;
 mod escaping;
+mod events;
 mod failover;
 mod host;
 mod lab;

@@ -131,7 +131,7 @@
     const now = state.now;
     if (view.lobby) view.lobby.hidden = !!q;
     if (view.question) view.question.hidden = !q;
-    if (q && view.question) {
+    if (q) {
       if (view.questionOf) view.questionOf.textContent = t("ev_question_of", { n: state.current + 1, total: state.questions.length });
       if (view.text) view.text.textContent = (now && now.question) || q.question;
       renderNow(now, q);

@@ -15,7 +15,7 @@ mod richer;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 use tally::config::Config;
-use tally::hub::Hub;
+
 use tally::poll::{IdempotencyKey, NewPoll, PollId, Results, VoteLimit, VoterId};
 use tally::shutdown::Shutdown;
 use tally::store::memory::MemoryStore;
@@ -200,7 +200,7 @@ async fn redis_store() -> (
     let mut config = Config::for_tests();
     config.redis_url = Some(redis.url());
     let shutdown = Shutdown::new();
-    let (store, _feed) = tally::store::redis::connect(&config, Hub::new(), &shutdown)
+    let (store, _feed) = tally::store::redis::connect(&config, tally::hub::Hubs::default(), &shutdown)
         .await
         .expect("redis store connects");
     (redis, store, shutdown)

@@ -117,7 +117,7 @@ async fn audience_pages_on_b_switch_question_live_on_every_transport() {
         wait_question(&page, None, WAIT).await;
         assert_eq!(page.text("[data-event-title]").await, "Talk <b>&</b>");
         if transport == "ws" {
-            page.screenshot("event-audience-lobby").await;
+            page.screenshot("event-audience-lobby.png").await;
         }
         pages.push((transport, page));
     }
@@ -155,7 +155,7 @@ async fn audience_pages_on_b_switch_question_live_on_every_transport() {
             vec![],
         )
         .await;
-    voter.screenshot("event-audience").await;
+    voter.screenshot("event-audience.png").await;
     let now = state(&a, &id).await;
     assert_eq!(now["now"]["total"], 1, "{now}");
     for (_, page) in pages {
@@ -191,10 +191,10 @@ async fn the_presenter_is_driven_by_its_keys() {
     wait_question(&page, None, WAIT).await;
     assert_eq!(page.text("[data-event-code]").await.replace(' ', ""), code);
 
-    page.screenshot("event-present-lobby").await;
+    page.screenshot("event-present-lobby.png").await;
     page.press(Key::Right).await;
     wait_question(&page, Some("One?"), SWITCH_BOUND).await;
-    page.screenshot("event-present").await;
+    page.screenshot("event-present.png").await;
     page.press(Key::PageDown).await;
     wait_question(&page, Some("Two?"), SWITCH_BOUND).await;
     page.press(Key::PageUp).await;
@@ -277,7 +277,8 @@ async fn the_host_builds_and_drives_the_deck_and_the_room_joins_by_code() {
     // Build the deck on the manage page.
     host.goto(&manage).await;
     wait_live(&host).await;
-    host.type_into("[data-add-form] [data-q-text]", "Tea?").await;
+    host.type_into("[data-add-form] [data-q-text]", "Tea?")
+        .await;
     host.type_into("[data-add-form] [data-q-options]", "Green\nBlack")
         .await;
     host.click("[data-add-form] button[type=submit]").await;
@@ -307,7 +308,7 @@ async fn the_host_builds_and_drives_the_deck_and_the_room_joins_by_code() {
     )
     .await;
 
-    host.screenshot("event-manage").await;
+    host.screenshot("event-manage.png").await;
 
     // The room joins with the code (spaces ignored) and sees it.
     let guest = driver.page().await;
@@ -317,10 +318,7 @@ async fn the_host_builds_and_drives_the_deck_and_the_room_joins_by_code() {
     guest.wait_for("#join-error").await;
     let spaced = format!("{} {}", &code[..3], &code[3..]);
     guest
-        .js(
-            "document.getElementById('join-code').value = ''",
-            vec![],
-        )
+        .js("document.getElementById('join-code').value = ''", vec![])
         .await;
     guest.type_into("#join-code", &spaced).await;
     guest.click(".join-form button[type=submit]").await;

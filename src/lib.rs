@@ -49,6 +49,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod store;
+pub mod transport;
 pub mod visibility;
 
 use std::net::SocketAddr;
@@ -123,6 +124,7 @@ impl Application {
             create_limiter,
             config,
         });
+        metrics::set_max_followers(state.config.max_followers);
         spawn_limiter_upkeep(&state);
         if demo_pending {
             spawn_demo_retry(&state);

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::hub::{Follower, Hub, PollEvent};
-use crate::metrics::{self, FollowerGauge};
+use crate::metrics::{self, FollowerGauge, VoteOutcome};
 use crate::poll::{
     AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
 };
@@ -20,33 +20,7 @@ use crate::stats::{FollowerStats, Stats};
 use crate::store::{ChangeFeed, CreatePoll, Reopened, Store, Vote, VoterRecord};
 use crate::visibility::{self, Viewer};
 
-/// The four ways a client can follow a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Poll,
-    LongPoll,
-    Sse,
-    Ws,
-}
-
-impl Transport {
-    /// Every transport, in declaration order (`as usize` indexes it).
-    pub const ALL: [Transport; 4] = [
-        Transport::Poll,
-        Transport::LongPoll,
-        Transport::Sse,
-        Transport::Ws,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Poll => "poll",
-            Transport::LongPoll => "longpoll",
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-        }
-    }
-}
+pub use crate::transport::Transport;
 
 /// A follower plus what it holds while it follows: its place under the
 /// follower cap and its metrics gauge.
@@ -187,8 +161,10 @@ impl Service {
     /// results right after it, serialised once for every consumer.
     #[tracing::instrument(level = "debug", skip_all, fields(poll = %vote.poll))]
     pub async fn vote(&self, vote: Vote) -> Result<Arc<Snapshot>, Error> {
+        let started = Instant::now();
         match self.store.vote(&vote).await {
             Ok(results) => {
+                metrics::vote_done(VoteOutcome::Accepted, started.elapsed());
                 metrics::vote_accepted();
                 self.stats.vote_accepted();
                 let snapshot = Snapshot::new(results);
@@ -197,7 +173,14 @@ impl Service {
             }
             Err(e) => {
                 metrics::vote_rejected(e.reason());
-                Err(e.into())
+                let e = Error::from(e);
+                let outcome = if e.status().is_server_error() {
+                    VoteOutcome::Failed
+                } else {
+                    VoteOutcome::Refused
+                };
+                metrics::vote_done(outcome, started.elapsed());
+                Err(e)
             }
         }
     }

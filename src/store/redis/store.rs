@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use super::connection::Connection;
 use crate::config::Config;
+use crate::metrics::{self, RedisFailure};
 use crate::poll::{
     Choice, IdempotencyKey, PollId, PollSettings, PollText, Results, ResultsVisibility, VoteLimit,
     VoterId,
@@ -261,7 +262,15 @@ impl Core {
         &self,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        match tokio::time::timeout(self.limits.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.limits.timeout, fut).await;
+        let failure = match &result {
+            Ok(Ok(_)) => None,
+            Ok(Err(_)) => Some(RedisFailure::Error),
+            Err(_) => Some(RedisFailure::Timeout),
+        };
+        metrics::redis_command(started.elapsed(), failure);
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Unavailable(e.to_string())),
             Err(_) => Err(Unavailable(format!(

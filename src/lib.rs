@@ -77,6 +77,9 @@ pub struct Application {
 impl Application {
     /// Connects the store, creates the demo poll and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // First: the store and its bus record metrics from their start.
+        let metrics = metrics::install();
+        metrics::set_max_followers(config.max_followers);
         let hub = Hub::new();
         let shutdown = Shutdown::new();
         config.check()?;
@@ -119,12 +122,11 @@ impl Application {
             service,
             instance,
             shutdown,
-            metrics: metrics::install(),
+            metrics,
             vote_limiter,
             create_limiter,
             config,
         });
-        metrics::set_max_followers(state.config.max_followers);
         spawn_limiter_upkeep(&state);
         if demo_pending {
             spawn_demo_retry(&state);

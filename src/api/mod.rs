@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod ops;
 pub mod polls;
 pub mod ratelimit;
+pub mod schema;
 pub mod security;
 pub mod sse;
 pub mod voter;

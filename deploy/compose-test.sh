@@ -28,7 +28,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 missing=()
-for image in debian:bookworm-slim rust:1-slim-bookworm redis:7 haproxy:2.6; do
+for image in debian:bookworm-slim rust:1-slim-bookworm redis:7 haproxy:2.6 prom/prometheus:v2.42.0; do
   docker image inspect "$image" >/dev/null 2>&1 ||
     docker pull -q "$image" >/dev/null 2>&1 ||
     missing+=("$image")

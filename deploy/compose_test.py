@@ -3,8 +3,9 @@
 HAProxy, driven only through the load balancer's published port.
 
 It checks, in order:
-  1. the stack comes up: three healthy replicas, all three answering through
-     the load balancer;
+  1. the stack comes up, with the `monitoring` profile: three healthy
+     replicas, all three answering through the load balancer, and Prometheus
+     (TALLY_PROMETHEUS_PORT) scraping each of them, every target up;
   2. followers on all four transports (6 WebSocket, 6 SSE, 2 long poll,
      2 short poll) get the demo poll, spread over several replicas;
   3. votes over HTTP (with Idempotency-Key, retried on failure with the same
@@ -54,6 +55,8 @@ PROJECT = os.environ.get("TALLY_COMPOSE_PROJECT", "tallycomposetest")
 POLL = "lpl"
 REPLICAS = 3
 STARTED = time.monotonic()
+# Prometheus of the `monitoring` profile, published on loopback (set in main).
+PROMETHEUS = ""
 
 
 class Failure(Exception):
@@ -89,7 +92,10 @@ def compose(
     project: str = PROJECT,
     file: str = "docker-compose.yml",
 ) -> str:
-    cmd = [*COMPOSE, "-p", project, "-f", str(ROOT / file), *args]
+    # The main file runs with its `monitoring` profile (Prometheus), in `up`
+    # and `down` alike; compose v1 has profiles since 1.28.
+    profile = ["--profile", "monitoring"] if file == "docker-compose.yml" else []
+    cmd = [*COMPOSE, "-p", project, "-f", str(ROOT / file), *profile, *args]
     log("$ compose " + " ".join(args))
     done = subprocess.run(
         cmd,
@@ -122,6 +128,25 @@ def app_containers(**where: str) -> dict[str, str]:
         if status == "running":
             found[host] = cid
     return found
+
+
+def container_ip(cid: str) -> str:
+    return docker(
+        "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid
+    ).strip()
+
+
+async def prometheus_targets_up(prometheus: str, containers: dict[str, str]) -> bool:
+    """Whether Prometheus's active `tally` targets are exactly the replicas,
+    each last scraped up."""
+    async with httpx.AsyncClient(timeout=3) as client:
+        r = await client.get(f"{prometheus}/api/v1/targets", params={"state": "active"})
+        r.raise_for_status()
+    targets = [t for t in r.json()["data"]["activeTargets"] if t["labels"].get("job") == "tally"]
+    health = {t["labels"]["instance"].rsplit(":", 1)[0]: t["health"] for t in targets}
+    replicas = {container_ip(cid) for cid in containers.values()}
+    log(f"prometheus targets: {health}")
+    return set(health) == replicas and all(h == "up" for h in health.values())
 
 
 def health(cid: str) -> str:
@@ -429,6 +454,13 @@ async def stack_up(base: str) -> dict[str, str]:
         seen == set(containers),
         f"the load balancer reaches all {REPLICAS} replicas: {sorted(seen)}",
     )
+    await eventually(
+        f"Prometheus scraping all {REPLICAS} replicas, every target up",
+        lambda: prometheus_targets_up(PROMETHEUS, containers),
+        90,
+        interval=2,
+    )
+    log(f"Prometheus ({PROMETHEUS}) has all {REPLICAS} replicas up")
     return containers
 
 
@@ -617,6 +649,10 @@ def main() -> int:
     port = int(os.environ.get("TALLY_TEST_PORT") or free_port())
     os.environ["TALLY_PORT"] = f"127.0.0.1:{port}"
     base = f"http://127.0.0.1:{port}"
+    global PROMETHEUS
+    prometheus_port = free_port()
+    os.environ["TALLY_PROMETHEUS_PORT"] = f"127.0.0.1:{prometheus_port}"
+    PROMETHEUS = f"http://127.0.0.1:{prometheus_port}"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log(f"compose: {' '.join(COMPOSE)}, project {PROJECT}, load balancer on {base}")
 

@@ -8,6 +8,8 @@
 #   rust:1-slim-bookworm   that base + gcc, with this machine's Rust toolchain
 #   redis:7                that base + Debian's redis-server (7.0)
 #   haproxy:2.6            that base + Debian's haproxy (2.6)
+#   prom/prometheus:v2.42.0  that base + Debian's prometheus (2.42), for the
+#                          compose file's `monitoring` profile
 #
 # Each stand-in is used the way the official image is (paths, users, entry
 # points), so docker-compose.yml and deploy/Dockerfile stay unchanged. An image
@@ -121,5 +123,6 @@ base_image
 rust_image
 service_image redis:7 redis
 service_image haproxy:2.6 haproxy
+service_image prom/prometheus:v2.42.0 prometheus
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
-  grep -E '^(debian:bookworm-slim|rust:1-slim-bookworm|redis:7|haproxy:2.6)\b' >&2
+  grep -E '^(debian:bookworm-slim|rust:1-slim-bookworm|redis:7|haproxy:2.6|prom/prometheus:v2.42.0)\b' >&2

@@ -53,7 +53,8 @@ impl Hubs {
     /// Calls `notify` with every topic that loses its last follower.
     pub fn set_unfollow_notifier(&self, notify: impl Fn(Topic) + Send + Sync + Clone + 'static) {
         let n = notify.clone();
-        self.polls.set_unfollow_notifier(move |id| n(Topic::Poll(id)));
+        self.polls
+            .set_unfollow_notifier(move |id| n(Topic::Poll(id)));
         self.events
             .set_unfollow_notifier(move |id| notify(Topic::Event(id)));
     }

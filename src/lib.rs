@@ -50,6 +50,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stats;
 pub mod store;
+pub mod transport;
 pub mod visibility;
 
 use std::net::SocketAddr;
@@ -77,6 +78,9 @@ pub struct Application {
 impl Application {
     /// Connects the store, creates the demo poll and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // First: the store and its bus record metrics from their start.
+        let metrics = metrics::install();
+        metrics::set_max_followers(config.max_followers);
         let hubs = Hubs::default();
         let shutdown = Shutdown::new();
         config.check()?;
@@ -121,7 +125,7 @@ impl Application {
             service,
             instance,
             shutdown,
-            metrics: metrics::install(),
+            metrics,
             vote_limiter,
             create_limiter,
             join_limiter,

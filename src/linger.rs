@@ -16,6 +16,13 @@
 //! only then close. Connections whose body was read, or had none, close as
 //! before.
 //!
+//! The answer itself says `Connection: close` (RFC 9112 §9.6): hyper
+//! notices the dropped body only after it has written the answer's head,
+//! so without the header a pooling client (aiohttp's `ClientSession`,
+//! reqwest's `Client`) sends its next request on a connection the server is
+//! closing, and that request fails. [`crate::server`] adds it when
+//! [`UnreadBody::was_refused`].
+//!
 //! Two pieces: [`TrackedBody`] wraps each request body and marks the
 //! connection when the body is dropped before its end; [`LingerIo`] wraps
 //! the socket and drains in `poll_shutdown` (which hyper calls once, as it
@@ -59,6 +66,14 @@ impl UnreadBody {
 
     fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Whether the current request's body was refused unread, so hyper
+    /// will close the connection after the answer. Asked once the
+    /// application has answered, when the request (and so its body) has
+    /// been dropped.
+    pub fn was_refused(&self) -> bool {
+        self.is_set()
     }
 }
 

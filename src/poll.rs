@@ -686,15 +686,6 @@ impl Snapshot {
         )
     }
 
-    /// The variant `viewer` may see: this one, or the hidden one.
-    pub fn for_viewer(self: &Arc<Self>, viewer: &crate::visibility::Viewer) -> Arc<Snapshot> {
-        if viewer.sees_counts(&self.results) {
-            Arc::clone(self)
-        } else {
-            self.hidden()
-        }
-    }
-
     pub fn version(&self) -> u64 {
         self.results.version
     }

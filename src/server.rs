@@ -16,7 +16,14 @@
 //! connection opens, and restarts for each request on a kept-alive one.
 //!
 //! A connection whose request body was refused unread closes lingering
-//! ([`crate::linger`]), so the client reads the refusal instead of a reset.
+//! ([`crate::linger`]), so the client reads the refusal instead of a reset,
+//! and the refusal says `Connection: close`. Every other answer after which
+//! the connection closes says so too: hyper adds the header itself once
+//! keep-alive is off (graceful shutdown of a connection mid-exchange, its
+//! own 400/414/431 for an unparsable or too-large head), and this loop
+//! adds it where hyper learns too late ([`announce_close`]). A head that does
+//! not arrive within the header timeout gets no answer at all: the
+//! connection is closed as an idle one.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -26,8 +33,9 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
@@ -115,12 +123,21 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let unread = UnreadBody::default();
     let io = LingerIo::new(stream, unread.clone());
+    let stopping = shutdown.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
         unread.reset();
-        let unread = unread.clone();
-        app.clone()
-            .oneshot(req.map(|body| TrackedBody::new(body, unread)))
+        let answered = app
+            .clone()
+            .oneshot(req.map(|body| TrackedBody::new(body, unread.clone())));
+        let (unread, stopping) = (unread.clone(), stopping.clone());
+        async move {
+            let mut response = answered.await?;
+            if unread.was_refused() || stopping.is_triggered() {
+                announce_close(&mut response);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let mut conn = pin!(
         builder
@@ -136,5 +153,19 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
+}
+
+/// Says `Connection: close` on an answer after which this connection
+/// closes: hyper then closes it once the answer is written, and a pooling
+/// client does not send its next request on it. hyper adds the header by
+/// itself only when it knew before writing the head; a refused body and
+/// an answer that shutdown ended (a long poll's) are known here first.
+/// An upgrade's `101` keeps its `Connection: upgrade`.
+fn announce_close<B>(response: &mut Response<B>) {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
 }

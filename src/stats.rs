@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::service::Transport;
+use crate::transport::Transport;
 
 /// Every transport, in the order `/api/stats` lists them.
 const TRANSPORTS: [Transport; 4] = [

@@ -7,7 +7,22 @@
 //! shared hidden twin ([`crate::poll::Snapshot::for_viewer`]), so hiding
 //! costs one extra rendering per version, never one per follower.
 
-use crate::poll::{Results, ResultsVisibility};
+use std::sync::Arc;
+
+use crate::poll::{Results, ResultsVisibility, Snapshot};
+
+/// Here, beside the rule, rather than in `poll`: the domain type does not
+/// import the visibility rules above it.
+impl Snapshot {
+    /// The variant `viewer` may see: this one, or the hidden one.
+    pub fn for_viewer(self: &Arc<Self>, viewer: &Viewer) -> Arc<Snapshot> {
+        if viewer.sees_counts(&self.results) {
+            Arc::clone(self)
+        } else {
+            self.hidden()
+        }
+    }
+}
 
 /// What the server knows about the client it is answering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -200,9 +200,10 @@ async fn redis_store() -> (
     let mut config = Config::for_tests();
     config.redis_url = Some(redis.url());
     let shutdown = Shutdown::new();
-    let (store, _feed) = tally::store::redis::connect(&config, tally::hub::Hubs::default(), &shutdown)
-        .await
-        .expect("redis store connects");
+    let (store, _feed) =
+        tally::store::redis::connect(&config, tally::hub::Hubs::default(), &shutdown)
+            .await
+            .expect("redis store connects");
     (redis, store, shutdown)
 }
 

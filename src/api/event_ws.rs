@@ -18,13 +18,15 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::AppState;
 use super::caller::Caller;
 use super::events::EventPath;
-use super::openapi::ErrorBody;
 use super::polls::VoteBody;
+use super::schema::ErrorBody;
 use super::security::origin_allowed;
-use super::ws::{End, MAX_MESSAGE_BYTES, READ_BUFFER_BYTES, close_code, close_for, error_message, send};
-use super::AppState;
+use super::ws::{
+    End, MAX_MESSAGE_BYTES, READ_BUFFER_BYTES, close_code, close_for, error_message, send,
+};
 use crate::error::Error;
 use crate::event::Cursor;
 use crate::event::view::EventUpdate;
@@ -226,7 +228,11 @@ impl Connection {
         let poll = match (question, current) {
             (_, None) => {
                 let e = Error::PollClosed;
-                return error_message(rid, e.code(), "the event is in the lobby: nothing to vote on");
+                return error_message(
+                    rid,
+                    e.code(),
+                    "the event is in the lobby: nothing to vote on",
+                );
             }
             (Some(q), Some(current)) if q != current.as_str() => {
                 let e = Error::PollClosed;

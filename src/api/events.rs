@@ -25,12 +25,12 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::caller::Caller;
 use super::errors::{JsonBody, QueryParams};
 use super::longpoll::non_negative;
-use super::openapi::ErrorBody;
 use super::polls::{CreateBody, csv_field, etag_matches};
-use super::AppState;
+use super::schema::ErrorBody;
 use crate::error::Error;
 use crate::event::moves::MoveBody;
 use crate::event::view::{EventSnapshot, EventUpdate};
@@ -125,7 +125,10 @@ fn state_response(state: &EventSnapshot, counts: bool) -> Response {
     let etag = etag_of(state, counts);
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::ETAG, HeaderValue::from_str(&etag).expect("ASCII")),
         ],
         state.json(counts),
@@ -289,9 +292,7 @@ pub async fn move_event(
     let mv = body.parse().map_err(|e| Error::Validation(e.0));
     // An unknown event is 404 and a missing token 401 before a bad body.
     app.service.is_event_admin(&id, caller.token()).await?;
-    app.service
-        .move_event(&id, caller.token(), mv?)
-        .await?;
+    app.service.move_event(&id, caller.token(), mv?).await?;
     admin_state(&app, &id).await
 }
 
@@ -326,7 +327,9 @@ pub async fn voting(
     caller: Caller,
     JsonBody(body): JsonBody<VotingBody>,
 ) -> Result<Response, Error> {
-    app.service.set_voting(&id, caller.token(), body.open).await?;
+    app.service
+        .set_voting(&id, caller.token(), body.open)
+        .await?;
     admin_state(&app, &id).await
 }
 
@@ -497,9 +500,7 @@ pub async fn changes(
     let since = q
         .since
         .as_deref()
-        .map(|s| {
-            Cursor::parse(s).ok_or_else(|| Error::BadRequest("since must be a cursor".into()))
-        })
+        .map(|s| Cursor::parse(s).ok_or_else(|| Error::BadRequest("since must be a cursor".into())))
         .transpose()?;
     let timeout = non_negative("timeout", q.timeout.as_deref())?
         .map(|s| Duration::from_secs(s.min(super::longpoll::MAX_TIMEOUT_SECS)))

@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use super::caller::Caller;
 use super::errors::QueryParams;
-use super::openapi::{self, ErrorBody};
 use super::polls::viewer_of;
+use super::schema::{self, ErrorBody};
 use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
@@ -55,9 +55,9 @@ fn results_response(json: Bytes) -> Response {
 /// Answers as soon as the version passes `since` (at once if it already
 /// has; at once when `since` is absent), or 204 when `timeout` passes.
 #[utoipa::path(get, path = "/api/polls/{id}/changes", tag = "follow",
-    params(openapi::PollIdParam,
-        ("since" = Option<openapi::NonNegativeInteger>, Query, description = "The last version seen"),
-        ("timeout" = Option<openapi::NonNegativeInteger>, Query,
+    params(schema::PollIdParam,
+        ("since" = Option<schema::NonNegativeInteger>, Query, description = "The last version seen"),
+        ("timeout" = Option<schema::NonNegativeInteger>, Query,
             description = "Seconds to wait (default 25); any value above 60 counts as 60")),
     responses(
         (status = 200, description = "Results newer than `since`", body = Results),

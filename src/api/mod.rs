@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod ops;
 pub mod polls;
 pub mod ratelimit;
+pub mod schema;
 pub mod security;
 pub mod sse;
 pub mod voter;
@@ -101,7 +102,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))
         .route("/api/polls/{id}/ws", get(ws::upgrade))
-        .route("/api/events", post(events::create).layer(DefaultBodyLimit::max(events::MAX_DECK_BYTES)))
+        .route(
+            "/api/events",
+            post(events::create).layer(DefaultBodyLimit::max(events::MAX_DECK_BYTES)),
+        )
         .route("/api/events/{id}", get(events::show).delete(events::delete))
         .route("/api/events/{id}/move", post(events::move_event))
         .route("/api/events/{id}/results", post(events::results))

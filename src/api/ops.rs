@@ -27,21 +27,29 @@ pub async fn healthz() -> &'static str {
             content_type = "text/plain", body = String),
     ))]
 pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
-    let ready = tokio::time::timeout(Duration::from_secs(2), app.service.ready())
-        .await
-        .unwrap_or(false);
-    if ready && !app.shutdown.is_triggered() {
+    if is_ready(&app).await {
         (StatusCode::OK, "ready\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
 }
 
-/// Prometheus text exposition.
+/// Whether the instance is ready: the store answers within 2 s, changes
+/// arrive, and it is not shutting down.
+async fn is_ready(app: &AppState) -> bool {
+    let ready = tokio::time::timeout(Duration::from_secs(2), app.service.ready())
+        .await
+        .unwrap_or(false);
+    ready && !app.shutdown.is_triggered()
+}
+
+/// Prometheus text exposition. Readiness is measured at each scrape
+/// (`tally_ready`), so an alert sees what a load balancer sees.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format",
         content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    crate::metrics::set_ready(is_ready(&app).await);
     app.metrics.run_upkeep();
     (
         [(

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::caller::{Caller, bearer};
 use super::errors::{JsonBody, QueryParams};
-use super::openapi::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
+use super::schema::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::poll::{
@@ -30,7 +30,7 @@ pub struct CreateBody {
     pub question: String,
     /// 2–20 labels, each 1–100 Unicode scalar values after trimming,
     /// distinct after trimming.
-    #[schema(schema_with = openapi::option_labels)]
+    #[schema(schema_with = schema::option_labels)]
     pub options: Vec<String>,
     #[serde(default)]
     pub vote_limit: VoteLimit,
@@ -81,7 +81,7 @@ pub struct VoteBody {
     #[serde(default, deserialize_with = "present")]
     pub option: Option<u32>,
     /// Several distinct options, 1 to the poll's `max_choices`.
-    #[schema(schema_with = openapi::vote_options)]
+    #[schema(schema_with = schema::vote_options)]
     #[serde(default, deserialize_with = "present")]
     pub options: Option<Vec<u32>>,
 }
@@ -223,7 +223,7 @@ pub(crate) fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 /// follow the poll's `results` rule (`results_hidden`); the admin token
 /// (`Authorization: Bearer`) always shows them.
 #[utoipa::path(get, path = "/api/polls/{id}", tag = "polls",
-    params(openapi::PollIdParam,
+    params(schema::PollIdParam,
         ("If-None-Match" = Option<String>, Header, description = "An ETag seen before, e.g. \"17\"")),
     responses(
         (status = 200, description = "The current results", body = Results,
@@ -259,7 +259,7 @@ pub async fn show(
 /// after the poll has closed. Sets the
 /// `tally_voter` cookie when the request had none.
 #[utoipa::path(post, path = "/api/polls/{id}/votes", tag = "polls",
-    params(openapi::PollIdParam,
+    params(schema::PollIdParam,
         ("Idempotency-Key" = Option<String>, Header, pattern = "^[A-Za-z0-9_-]{1,64}$",
             description = "Makes retries safe: the vote counts once per key and poll (24 h, TALLY_IDEMPOTENCY_TTL)")),
     request_body(content = VoteBody, content_type = "application/json"),
@@ -343,7 +343,7 @@ pub async fn viewer_of(
 ///
 /// Closing a closed poll answers 200 and changes nothing.
 #[utoipa::path(post, path = "/api/polls/{id}/close", tag = "polls",
-    params(openapi::PollIdParam),
+    params(schema::PollIdParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The closed poll's results", body = Results),
@@ -368,7 +368,7 @@ pub async fn close(
 /// `closes_at` has passed stays closed: 422 `validation_failed` naming
 /// `closes_at`.
 #[utoipa::path(post, path = "/api/polls/{id}/reopen", tag = "polls",
-    params(openapi::PollIdParam),
+    params(schema::PollIdParam),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The open poll's results", body = Results),
@@ -421,7 +421,7 @@ pub fn results_csv(results: &Results) -> String {
 /// votes column is empty; the admin token always shows them, and a wrong
 /// one is refused (403) rather than answered with hidden counts.
 #[utoipa::path(get, path = "/api/polls/{id}/results.csv", tag = "polls",
-    params(openapi::PollIdParam),
+    params(schema::PollIdParam),
     security((), ("admin_token" = [])),
     responses(
         (status = 200, description = "The results, one row per option", content_type = "text/csv",
@@ -461,7 +461,7 @@ pub async fn results_csv_file(
 ///
 /// Followers are told (`deleted`) and their streams end.
 #[utoipa::path(delete, path = "/api/polls/{id}", tag = "polls",
-    params(openapi::PollIdParam),
+    params(schema::PollIdParam),
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Deleted"),

@@ -219,7 +219,9 @@ impl JoinLimiter {
         self.failures.client_ip(peer, headers)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, std::time::Instant>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, std::time::Instant>> {
         self.blocked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -248,7 +250,8 @@ impl JoinLimiter {
             retry_after_secs, ..
         }) = &refused
         {
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(*retry_after_secs);
+            let until =
+                std::time::Instant::now() + std::time::Duration::from_secs(*retry_after_secs);
             self.lock().insert(client, until);
         }
         refused

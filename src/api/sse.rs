@@ -27,7 +27,7 @@ use tokio::time::{Duration, Instant, Sleep, sleep_until};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::caller::Caller;
-use super::openapi::{self, ErrorBody};
+use super::schema::{self, ErrorBody};
 use super::{AppState, PollPath};
 use crate::error::Error;
 use crate::hub::PollEvent;
@@ -71,12 +71,12 @@ fn last_event_id(headers: &HeaderMap) -> Option<u64> {
 /// passes it) and on every change; `event: deleted` ends the stream. A
 /// keep-alive comment every 15 s.
 #[utoipa::path(get, path = "/api/polls/{id}/events", tag = "follow",
-    params(openapi::PollIdParam,
+    params(schema::PollIdParam,
         ("Last-Event-ID" = Option<String>, Header,
             description = "The last version seen; ignored unless an integer")),
     responses(
         (status = 200, description = "An endless event stream; the schema is one event's",
-            content_type = "text/event-stream", body = openapi::SseEvent),
+            content_type = "text/event-stream", body = schema::SseEvent),
         (status = 404, description = "`poll_not_found`", body = ErrorBody),
         (status = 503, description = "`too_many_connections` or `store_unavailable`", body = ErrorBody,
             headers(("Retry-After" = u32))),

@@ -20,8 +20,8 @@ use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::caller::Caller;
-use super::openapi::{self, ErrorBody};
 use super::polls::VoteBody;
+use super::schema::{self, ErrorBody};
 use super::security::origin_allowed;
 use super::{AppState, PollPath};
 use crate::error::Error;
@@ -71,7 +71,7 @@ enum ClientMessage {
 /// client's `{"type":"vote","option":N,"request_id":"…"}`. Frames over
 /// 4 KiB close with 1009; shutdown closes with 1001.
 #[utoipa::path(get, path = "/api/polls/{id}/ws", tag = "follow",
-    params(openapi::PollIdParam,
+    params(schema::PollIdParam,
         ("Origin" = Option<String>, Header,
             description = "Must match Host or TALLY_ALLOWED_ORIGINS when present")),
     responses(

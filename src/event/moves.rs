@@ -113,32 +113,60 @@ mod tests {
 
     #[test]
     fn next_and_prev_stop_at_the_ends() {
-        assert_eq!(at(Move::Next.target(&event(3, None)).unwrap()), Some("q0".into()));
-        assert_eq!(at(Move::Next.target(&event(3, Some(1))).unwrap()), Some("q2".into()));
-        assert_eq!(at(Move::Next.target(&event(3, Some(2))).unwrap()), Some("q2".into()));
-        assert_eq!(at(Move::Prev.target(&event(3, Some(0))).unwrap()), Some("q0".into()));
-        assert_eq!(at(Move::Prev.target(&event(3, Some(2))).unwrap()), Some("q1".into()));
+        assert_eq!(
+            at(Move::Next.target(&event(3, None)).unwrap()),
+            Some("q0".into())
+        );
+        assert_eq!(
+            at(Move::Next.target(&event(3, Some(1))).unwrap()),
+            Some("q2".into())
+        );
+        assert_eq!(
+            at(Move::Next.target(&event(3, Some(2))).unwrap()),
+            Some("q2".into())
+        );
+        assert_eq!(
+            at(Move::Prev.target(&event(3, Some(0))).unwrap()),
+            Some("q0".into())
+        );
+        assert_eq!(
+            at(Move::Prev.target(&event(3, Some(2))).unwrap()),
+            Some("q1".into())
+        );
         assert_eq!(at(Move::Prev.target(&event(3, None)).unwrap()), None);
         assert_eq!(at(Move::Next.target(&event(0, None)).unwrap()), None);
     }
 
     #[test]
     fn to_goes_anywhere_in_the_deck_or_the_lobby_and_nowhere_else() {
-        assert_eq!(at(Move::To(Some(2)).target(&event(3, None)).unwrap()), Some("q2".into()));
+        assert_eq!(
+            at(Move::To(Some(2)).target(&event(3, None)).unwrap()),
+            Some("q2".into())
+        );
         assert_eq!(at(Move::To(None).target(&event(3, Some(1))).unwrap()), None);
         assert!(Move::To(Some(3)).target(&event(3, None)).is_err());
     }
 
     #[test]
     fn bodies_need_exactly_one_valid_field() {
-        let parse = |s: &str| serde_json::from_str::<MoveBody>(s).map_err(|e| e.to_string())
-            .and_then(|b| b.parse().map_err(|e| e.0));
+        let parse = |s: &str| {
+            serde_json::from_str::<MoveBody>(s)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.parse().map_err(|e| e.0))
+        };
         assert_eq!(parse(r#"{"to":1}"#), Ok(Move::To(Some(1))));
         assert_eq!(parse(r#"{"to":null}"#), Ok(Move::To(None)));
         assert_eq!(parse(r#"{"step":"next"}"#), Ok(Move::Next));
         assert_eq!(parse(r#"{"step":"prev"}"#), Ok(Move::Prev));
-        for bad in [r#"{}"#, r#"{"to":1,"step":"next"}"#, r#"{"to":-1}"#, r#"{"to":"1"}"#,
-            r#"{"to":1.5}"#, r#"{"step":"up"}"#, r#"{"step":1}"#] {
+        for bad in [
+            r#"{}"#,
+            r#"{"to":1,"step":"next"}"#,
+            r#"{"to":-1}"#,
+            r#"{"to":"1"}"#,
+            r#"{"to":1.5}"#,
+            r#"{"step":"up"}"#,
+            r#"{"step":1}"#,
+        ] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }
     }

@@ -57,7 +57,11 @@ pub struct EventSnapshot {
 }
 
 impl EventSnapshot {
-    pub fn new(record: Arc<EventRecord>, now: Option<Arc<Snapshot>>, deck: Arc<DeckJson>) -> Arc<Self> {
+    pub fn new(
+        record: Arc<EventRecord>,
+        now: Option<Arc<Snapshot>>,
+        deck: Arc<DeckJson>,
+    ) -> Arc<Self> {
         let cursor = Cursor {
             event: record.version,
             poll: now.as_ref().map_or(0, |s| s.version()),
@@ -79,7 +83,11 @@ impl EventSnapshot {
         let Some(now) = &self.now else { return true };
         admin
             || (self.record.results_shown
-                && crate::visibility::Viewer { admin: false, voted }.sees_counts(&now.results))
+                && crate::visibility::Viewer {
+                    admin: false,
+                    voted,
+                }
+                .sees_counts(&now.results))
     }
 
     fn rendered(&self, counts: bool) -> &Rendered {

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::i18n::{COOKIE, Lang, Text, fill};
-use super::view::group_thousands;
 
 /// The visitor's language and the page chrome that depends on it.
 pub struct Ui {
@@ -140,9 +139,30 @@ pub async fn switch(query: Result<Query<Switch>, QueryRejection>) -> Response {
     response
 }
 
+/// `1117` → `1,117`; the script formats the same way (`en-US`).
+pub fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_grouped_like_en_us() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1117), "1,117");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn the_switch_comes_back_only_to_this_site() {

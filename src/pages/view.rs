@@ -436,19 +436,6 @@ pub struct ErrorPage {
     pub message: String,
 }
 
-/// `1117` → `1,117`; the script formats the same way (`en-US`).
-pub fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn share(votes: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
@@ -469,14 +456,6 @@ fn width_class(votes: u64, total: u64) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thousands_are_grouped_like_en_us() {
-        assert_eq!(group_thousands(0), "0");
-        assert_eq!(group_thousands(999), "999");
-        assert_eq!(group_thousands(1117), "1,117");
-        assert_eq!(group_thousands(1_234_567), "1,234,567");
-    }
 
     #[test]
     fn local_times_get_the_browsers_offset() {

@@ -83,12 +83,11 @@ impl Composer {
             let record = match event.latest() {
                 Some(EventChange::Record(record)) => record,
                 Some(EventChange::Deleted) => {
-                    self.rooms
-                        .offer_with(&self.id, |cur| {
-                            let news = !matches!(cur, Some(EventUpdate::Deleted));
-                            *cur = Some(EventUpdate::Deleted);
-                            news
-                        });
+                    self.rooms.offer_with(&self.id, |cur| {
+                        let news = !matches!(cur, Some(EventUpdate::Deleted));
+                        *cur = Some(EventUpdate::Deleted);
+                        news
+                    });
                     // Deletion is final: wait to be stopped.
                     return std::future::pending().await;
                 }
@@ -131,7 +130,12 @@ impl Composer {
     }
 
     /// Renders the state and offers it to the room, if newer.
-    fn offer(&self, record: &Arc<EventRecord>, question: Option<&mut Follower>, deck: Arc<DeckJson>) {
+    fn offer(
+        &self,
+        record: &Arc<EventRecord>,
+        question: Option<&mut Follower>,
+        deck: Arc<DeckJson>,
+    ) {
         let now = question.and_then(|f| match f.latest() {
             Some(PollEvent::Results(s)) => Some(s),
             _ => None,

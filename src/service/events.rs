@@ -39,8 +39,8 @@ use crate::event::{
 };
 use crate::metrics::{self, FollowerGauge};
 use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, now_ms};
-use crate::store::events::{Cas, CreateEvent, DeckEdit, MoveStart};
 use crate::store::CreatePoll;
+use crate::store::events::{Cas, CreateEvent, DeckEdit, MoveStart};
 
 /// A follower of an event: the composed state, under the follower cap.
 pub type EventFollowing = Following<EventId, EventUpdate>;
@@ -251,7 +251,8 @@ impl Service {
                     current,
                     dirty,
                 } => {
-                    self.settle(id, generation, current.as_ref(), &dirty).await?;
+                    self.settle(id, generation, current.as_ref(), &dirty)
+                        .await?;
                     return self.announce(id).await;
                 }
             }
@@ -299,11 +300,7 @@ impl Service {
         open: bool,
         generation: u64,
     ) -> Result<(), Error> {
-        if let Some(results) = self
-            .store
-            .fence(question, event, open, generation)
-            .await?
-        {
+        if let Some(results) = self.store.fence(question, event, open, generation).await? {
             self.hub.offer(&Snapshot::new(results));
         }
         Ok(())

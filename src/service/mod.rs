@@ -21,7 +21,7 @@ use std::hash::Hash;
 use crate::event::EventId;
 use crate::event::view::EventUpdate;
 use crate::hub::{Follower, Hub, Hubs, PollEvent, Topic};
-use crate::metrics::{self, FollowerGauge};
+use crate::metrics::{self, FollowerGauge, VoteOutcome};
 use crate::poll::{
     AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
 };
@@ -29,33 +29,7 @@ use crate::stats::{FollowerStats, Stats};
 use crate::store::{ChangeFeed, CreatePoll, Reopened, Store, Vote, VoterRecord};
 use crate::visibility::{self, Viewer};
 
-/// The four ways a client can follow a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Poll,
-    LongPoll,
-    Sse,
-    Ws,
-}
-
-impl Transport {
-    /// Every transport, in declaration order (`as usize` indexes it).
-    pub const ALL: [Transport; 4] = [
-        Transport::Poll,
-        Transport::LongPoll,
-        Transport::Sse,
-        Transport::Ws,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Poll => "poll",
-            Transport::LongPoll => "longpoll",
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-        }
-    }
-}
+pub use crate::transport::Transport;
 
 /// A follower plus what it holds while it follows: its place under the
 /// follower cap and its metrics gauge. Of a poll by default; of an event
@@ -113,7 +87,9 @@ pub struct Service {
     /// this instance's composer of that event.
     rooms: Arc<Hub<EventId, EventUpdate>>,
     /// The running composer of each followed event.
-    composers: Arc<std::sync::Mutex<std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>>>,
+    composers: Arc<
+        std::sync::Mutex<std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>>,
+    >,
     feed: Option<Arc<dyn ChangeFeed>>,
     followers: Arc<Semaphore>,
     /// Shortest gap between two updates to one follower; `None` sends
@@ -134,8 +110,11 @@ impl Service {
         max_updates_per_second: u32,
     ) -> Self {
         let rooms: Arc<Hub<EventId, EventUpdate>> = Hub::new();
-        let composers: Arc<std::sync::Mutex<std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>>> =
-            Arc::default();
+        let composers: Arc<
+            std::sync::Mutex<
+                std::collections::HashMap<EventId, tokio_util::sync::CancellationToken>,
+            >,
+        > = Arc::default();
         {
             // The last follower of an event here stops its composer (unless
             // one joined again meanwhile).
@@ -231,8 +210,10 @@ impl Service {
     /// results right after it, serialised once for every consumer.
     #[tracing::instrument(level = "debug", skip_all, fields(poll = %vote.poll))]
     pub async fn vote(&self, vote: Vote) -> Result<Arc<Snapshot>, Error> {
+        let started = Instant::now();
         match self.store.vote(&vote).await {
             Ok(results) => {
+                metrics::vote_done(VoteOutcome::Accepted, started.elapsed());
                 metrics::vote_accepted();
                 self.stats.vote_accepted();
                 let snapshot = Snapshot::new(results);
@@ -241,7 +222,14 @@ impl Service {
             }
             Err(e) => {
                 metrics::vote_rejected(e.reason());
-                Err(e.into())
+                let e = Error::from(e);
+                let outcome = if e.status().is_server_error() {
+                    VoteOutcome::Failed
+                } else {
+                    VoteOutcome::Refused
+                };
+                metrics::vote_done(outcome, started.elapsed());
+                Err(e)
             }
         }
     }

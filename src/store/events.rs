@@ -47,7 +47,10 @@ pub enum MoveStart {
 pub enum DeckEdit {
     Append(QuestionSummary),
     /// Puts `new` where `old` was (an edited question is a new poll).
-    Replace { old: PollId, new: QuestionSummary },
+    Replace {
+        old: PollId,
+        new: QuestionSummary,
+    },
     Remove(PollId),
     /// The same questions in a new order.
     Reorder(Vec<PollId>),

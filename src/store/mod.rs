@@ -14,8 +14,8 @@ pub mod redis;
 use async_trait::async_trait;
 
 use crate::event::EventId;
-use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
 pub use crate::hub::Topic;
+use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
 pub use events::EventStore;
 
 /// The store could not be reached in time; the request may be retried.

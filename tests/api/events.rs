@@ -3,8 +3,8 @@
 //! results, and followers on another instance switching question on each
 //! transport. Bad input answers the contract's error and changes nothing.
 
-use futures_util::future::join_all;
 use ::redis::AsyncCommands;
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -36,10 +36,19 @@ async fn create_event(app: &TestApp, n: usize) -> (Value, String) {
     let res = app.post_json("/api/events", &deck(n)).await;
     assert_eq!(res.status(), 201);
     let v = json_of(res).await;
-    (v["event"].clone(), v["admin_token"].as_str().unwrap().to_owned())
+    (
+        v["event"].clone(),
+        v["admin_token"].as_str().unwrap().to_owned(),
+    )
 }
 
-async fn admin(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = app
         .client
         .request(method, app.url(path))
@@ -51,7 +60,14 @@ async fn admin(app: &TestApp, method: reqwest::Method, path: &str, token: &str, 
 }
 
 async fn move_to(app: &TestApp, id: &str, token: &str, body: Value) -> Value {
-    let res = admin(app, reqwest::Method::POST, &format!("/api/events/{id}/move"), token, Some(body)).await;
+    let res = admin(
+        app,
+        reqwest::Method::POST,
+        &format!("/api/events/{id}/move"),
+        token,
+        Some(body),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     json_of(res).await
 }
@@ -91,32 +107,55 @@ async fn an_event_is_created_in_the_lobby_and_joined_by_its_code(backend: Backen
     assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
     let ids = question_ids(&event);
     assert_eq!(ids.len(), 3);
-    assert!(open_questions(&app, &ids).await.is_empty(), "the lobby opens nothing");
+    assert!(
+        open_questions(&app, &ids).await.is_empty(),
+        "the lobby opens nothing"
+    );
     let spaced = format!("{} {}", &code[..3], &code[3..]);
     let found = json_of(app.get(&format!("/api/join/{spaced}")).await).await;
     assert_eq!(found["event"], event["id"]);
     let unknown = if code == "000000" { "000001" } else { "000000" };
-    assert_error(app.get(&format!("/api/join/{unknown}")).await, 404, "not_found").await;
+    assert_error(
+        app.get(&format!("/api/join/{unknown}")).await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_error(app.get("/api/join/12ab56").await, 404, "not_found").await;
     assert_error(app.get("/api/events/nope").await, 404, "event_not_found").await;
 }
 
 async fn bad_events_are_refused_naming_the_field_and_create_nothing(backend: Backend) {
     let app = spawn_app(&backend).await;
-    let res = app.post_json("/api/events", &json!({"title": " ", "questions": []})).await;
+    let res = app
+        .post_json("/api/events", &json!({"title": " ", "questions": []}))
+        .await;
     assert_error(res, 422, "validation_failed").await;
     let long = json!({"title": "x".repeat(201), "questions": []});
-    assert_error(app.post_json("/api/events", &long).await, 422, "validation_failed").await;
+    assert_error(
+        app.post_json("/api/events", &long).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     let mut bad = deck(5);
     bad["questions"][3]["options"] = json!(["only one"]);
     let res = app.post_json("/api/events", &bad).await;
     assert_eq!(res.status(), 422);
     let body = json_of(res).await;
     assert!(
-        body["error"]["message"].as_str().unwrap().starts_with("questions[3]"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("questions[3]"),
         "{body}"
     );
-    assert_error(app.post_json("/api/events", &deck(101)).await, 422, "validation_failed").await;
+    assert_error(
+        app.post_json("/api/events", &deck(101)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     let (event, _) = create_event(&app, 100).await;
     assert_eq!(event["questions"].as_array().unwrap().len(), 100);
 }
@@ -148,7 +187,14 @@ async fn moves_open_only_the_question_on_screen(backend: Backend) {
     assert_eq!(s["current"], Value::Null);
     assert!(open_questions(&app, &ids).await.is_empty());
     // A plain reopen of a question not on screen is refused.
-    let res = admin(&app, reqwest::Method::POST, &format!("/api/polls/{}/reopen", ids[1]), &token, None).await;
+    let res = admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/polls/{}/reopen", ids[1]),
+        &token,
+        None,
+    )
+    .await;
     assert_error(res, 409, "poll_closed").await;
     assert!(open_questions(&app, &ids).await.is_empty());
 }
@@ -166,16 +212,25 @@ async fn moves_at_the_ends_and_repeats_change_nothing(backend: Backend) {
     let (event, token) = create_event(&app, 2).await;
     let id = event["id"].as_str().unwrap();
     let s = move_to(&app, id, &token, json!({"step": "prev"})).await;
-    assert_eq!((s["current"].clone(), s["version"].clone()), (Value::Null, json!(0)));
+    assert_eq!(
+        (s["current"].clone(), s["version"].clone()),
+        (Value::Null, json!(0))
+    );
     move_to(&app, id, &token, json!({"step": "next"})).await;
     let s = move_to(&app, id, &token, json!({"step": "prev"})).await;
-    assert_eq!((s["current"].clone(), s["version"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (s["current"].clone(), s["version"].clone()),
+        (json!(0), json!(1))
+    );
     let s = move_to(&app, id, &token, json!({"to": 1})).await;
     let version = s["version"].clone();
     let again = move_to(&app, id, &token, json!({"to": 1})).await;
     assert_eq!(again["version"], version, "a repeated move changes nothing");
     let end = move_to(&app, id, &token, json!({"step": "next"})).await;
-    assert_eq!((end["current"].clone(), end["version"].clone()), (json!(1), version));
+    assert_eq!(
+        (end["current"].clone(), end["version"].clone()),
+        (json!(1), version)
+    );
 }
 
 async fn bad_moves_and_admin_routes_are_refused(backend: Backend) {
@@ -183,17 +238,48 @@ async fn bad_moves_and_admin_routes_are_refused(backend: Backend) {
     let (event, token) = create_event(&app, 2).await;
     let id = event["id"].as_str().unwrap();
     let path = format!("/api/events/{id}/move");
-    for body in [json!({"to": 2}), json!({"to": -1}), json!({"to": "1"}), json!({}),
-        json!({"to": 0, "step": "next"}), json!({"step": "up"})] {
-        let res = admin(&app, reqwest::Method::POST, &path, &token, Some(body.clone())).await;
+    for body in [
+        json!({"to": 2}),
+        json!({"to": -1}),
+        json!({"to": "1"}),
+        json!({}),
+        json!({"to": 0, "step": "next"}),
+        json!({"step": "up"}),
+    ] {
+        let res = admin(
+            &app,
+            reqwest::Method::POST,
+            &path,
+            &token,
+            Some(body.clone()),
+        )
+        .await;
         assert_error(res, 422, "validation_failed").await;
     }
-    assert_eq!(state(&app, id).await["version"], 0, "refused moves change nothing");
+    assert_eq!(
+        state(&app, id).await["version"],
+        0,
+        "refused moves change nothing"
+    );
     let res = app.post_json(&path, &json!({"step": "next"})).await;
     assert_error(res, 401, "unauthorized").await;
-    let res = admin(&app, reqwest::Method::POST, &path, "wrong", Some(json!({"step": "next"}))).await;
+    let res = admin(
+        &app,
+        reqwest::Method::POST,
+        &path,
+        "wrong",
+        Some(json!({"step": "next"})),
+    )
+    .await;
     assert_error(res, 403, "forbidden").await;
-    let res = admin(&app, reqwest::Method::POST, "/api/events/nope/move", &token, Some(json!({"step": "next"}))).await;
+    let res = admin(
+        &app,
+        reqwest::Method::POST,
+        "/api/events/nope/move",
+        &token,
+        Some(json!({"step": "next"})),
+    )
+    .await;
     assert_error(res, 404, "event_not_found").await;
     let res = app.get(&format!("/api/events/{id}/results.csv")).await;
     assert_error(res, 401, "unauthorized").await;
@@ -208,40 +294,90 @@ async fn the_deck_is_edited_reordered_and_exported(backend: Backend) {
     move_to(&app, id, &token, json!({"to": 1})).await;
     // Reorder: the question on screen stays on screen.
     let order = json!({"questions": [ids[2], ids[1], ids[0]]});
-    let res = admin(&app, reqwest::Method::PUT, &format!("/api/events/{id}/order"), &token, Some(order)).await;
+    let res = admin(
+        &app,
+        reqwest::Method::PUT,
+        &format!("/api/events/{id}/order"),
+        &token,
+        Some(order),
+    )
+    .await;
     let s = json_of(res).await;
-    assert_eq!(question_ids(&s), vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    assert_eq!(
+        question_ids(&s),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
     assert_eq!(s["current"], 1);
     assert_eq!(s["now"]["id"], ids[1].as_str());
-    for bad in [json!({"questions": [ids[0], ids[1]]}), json!({"questions": [ids[0], ids[0], ids[1]]}),
-        json!({"questions": [ids[0], ids[1], "zzz"]})] {
-        let res = admin(&app, reqwest::Method::PUT, &format!("/api/events/{id}/order"), &token, Some(bad)).await;
+    for bad in [
+        json!({"questions": [ids[0], ids[1]]}),
+        json!({"questions": [ids[0], ids[0], ids[1]]}),
+        json!({"questions": [ids[0], ids[1], "zzz"]}),
+    ] {
+        let res = admin(
+            &app,
+            reqwest::Method::PUT,
+            &format!("/api/events/{id}/order"),
+            &token,
+            Some(bad),
+        )
+        .await;
         assert_error(res, 422, "validation_failed").await;
     }
     // Append.
     let q = json!({"question": "Added?", "options": ["a", "b"]});
-    let res = admin(&app, reqwest::Method::POST, &format!("/api/events/{id}/questions"), &token, Some(q)).await;
+    let res = admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/events/{id}/questions"),
+        &token,
+        Some(q),
+    )
+    .await;
     let s = json_of(res).await;
     assert_eq!(s["questions"][3]["question"], "Added?");
     // Edit before the first vote; after it, 409.
     let edit = json!({"question": "Edited?", "options": ["c", "d"]});
     let path = format!("/api/events/{id}/questions/{}", ids[0]);
-    let res = admin(&app, reqwest::Method::PUT, &path, &token, Some(edit.clone())).await;
+    let res = admin(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        &token,
+        Some(edit.clone()),
+    )
+    .await;
     let s = json_of(res).await;
     assert_eq!(s["questions"][2]["question"], "Edited?");
     vote_on(&app, &ids[1]).await;
     let path = format!("/api/events/{id}/questions/{}", ids[1]);
     let res = admin(&app, reqwest::Method::PUT, &path, &token, Some(edit)).await;
     assert_error(res, 409, "has_votes").await;
-    assert_eq!(app.results(&ids[1]).await["closed"], false, "a refused edit leaves it open");
+    assert_eq!(
+        app.results(&ids[1]).await["closed"],
+        false,
+        "a refused edit leaves it open"
+    );
     // Deleting the question on screen sends the event to the lobby.
     let res = admin(&app, reqwest::Method::DELETE, &path, &token, None).await;
     let s = json_of(res).await;
     assert_eq!(s["current"], Value::Null);
     assert_eq!(s["questions"].as_array().unwrap().len(), 3);
-    assert_error(app.get(&format!("/api/polls/{}", ids[1])).await, 404, "poll_not_found").await;
+    assert_error(
+        app.get(&format!("/api/polls/{}", ids[1])).await,
+        404,
+        "poll_not_found",
+    )
+    .await;
     // The CSV: every question in deck order.
-    let res = admin(&app, reqwest::Method::GET, &format!("/api/events/{id}/results.csv"), &token, None).await;
+    let res = admin(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/events/{id}/results.csv"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(res.status(), 200);
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -257,7 +393,14 @@ async fn hidden_results_reach_only_the_host(backend: Backend) {
     let id = event["id"].as_str().unwrap();
     move_to(&app, id, &token, json!({"step": "next"})).await;
     vote_on(&app, &question_ids(&event)[0]).await;
-    let res = admin(&app, reqwest::Method::POST, &format!("/api/events/{id}/results"), &token, Some(json!({"shown": false}))).await;
+    let res = admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/events/{id}/results"),
+        &token,
+        Some(json!({"shown": false})),
+    )
+    .await;
     let host = json_of(res).await;
     assert_eq!(host["results_shown"], false);
     assert_eq!(host["now"]["total"], 1, "the host sees counts");
@@ -270,7 +413,14 @@ async fn hidden_results_reach_only_the_host(backend: Backend) {
     let first = client.next_json().await.unwrap();
     assert_eq!(first["type"], "event");
     assert_eq!(first["now"]["total"], Value::Null, "nor does a follower");
-    admin(&app, reqwest::Method::POST, &format!("/api/events/{id}/results"), &token, Some(json!({"shown": true}))).await;
+    admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/events/{id}/results"),
+        &token,
+        Some(json!({"shown": true})),
+    )
+    .await;
     let shown = client.next_json().await.unwrap();
     assert_eq!(shown["now"]["total"], 1);
 }
@@ -296,7 +446,9 @@ async fn followers_on_another_instance_switch_on_every_transport(backend: Backen
     assert_eq!(first.event, "state");
     let cursor = first.id.clone();
     let long_poll = {
-        let url = b.url(&format!("/api/events/{id}/changes?since={cursor}&timeout=20"));
+        let url = b.url(&format!(
+            "/api/events/{id}/changes?since={cursor}&timeout=20"
+        ));
         let client = b.client.clone();
         tokio::spawn(async move { send("long poll", client.get(url)).await })
     };
@@ -327,7 +479,8 @@ async fn followers_on_another_instance_switch_on_every_transport(backend: Backen
     let v = json_of(res).await;
     assert_ne!(v["cursor"].as_str().unwrap(), cursor);
     // A vote over the event's WebSocket counts on the question on screen.
-    ws.send_json(&json!({"type": "vote", "option": 1, "request_id": "k1"})).await;
+    ws.send_json(&json!({"type": "vote", "option": 1, "request_id": "k1"}))
+        .await;
     within("vote counted", async {
         loop {
             let m = ws.next_json().await.unwrap();
@@ -343,7 +496,13 @@ async fn followers_on_another_instance_switch_on_every_transport(backend: Backen
     // Short polling sees the same state, and 304 while nothing changes.
     let res = b.get(&format!("/api/events/{id}")).await;
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
-    let again = send("304", b.client.get(b.url(&format!("/api/events/{id}"))).header("if-none-match", &etag)).await;
+    let again = send(
+        "304",
+        b.client
+            .get(b.url(&format!("/api/events/{id}")))
+            .header("if-none-match", &etag),
+    )
+    .await;
     assert_eq!(again.status(), 304);
 }
 
@@ -364,7 +523,11 @@ async fn concurrent_moves_from_two_instances_leave_one_open_question(backend: Ba
     let path = format!("/api/events/{id}/move");
     let moves = (0..8).map(|i| {
         let app = if i % 2 == 0 { a } else { b };
-        let body = if i % 3 == 0 { json!({"step": "prev"}) } else { json!({"step": "next"}) };
+        let body = if i % 3 == 0 {
+            json!({"step": "prev"})
+        } else {
+            json!({"step": "next"})
+        };
         admin(app, reqwest::Method::POST, &path, &token, Some(body))
     });
     for res in join_all(moves).await {
@@ -372,7 +535,11 @@ async fn concurrent_moves_from_two_instances_leave_one_open_question(backend: Ba
     }
     let s = state(a, id).await;
     let current = s["current"].as_u64().expect("on a question") as usize;
-    assert_eq!(open_questions(a, &ids).await, vec![current], "exactly the question on screen is open");
+    assert_eq!(
+        open_questions(a, &ids).await,
+        vec![current],
+        "exactly the question on screen is open"
+    );
 }
 
 async fn deleting_an_event_removes_it_its_code_and_its_questions(backend: Backend) {
@@ -382,7 +549,14 @@ async fn deleting_an_event_removes_it_its_code_and_its_questions(backend: Backen
     let code = event["code"].as_str().unwrap();
     let mut ws = WsClient::connect(&app.ws_url(&format!("/api/events/{id}/ws"))).await;
     ws.next_json().await.unwrap();
-    let res = admin(&app, reqwest::Method::DELETE, &format!("/api/events/{id}"), &token, None).await;
+    let res = admin(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/events/{id}"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(res.status(), 204);
     let told = within("deleted pushed", async {
         loop {
@@ -394,13 +568,31 @@ async fn deleting_an_event_removes_it_its_code_and_its_questions(backend: Backen
     })
     .await;
     assert_eq!(told["type"], "deleted");
-    assert_error(app.get(&format!("/api/events/{id}")).await, 404, "event_not_found").await;
-    assert_error(app.get(&format!("/api/join/{code}")).await, 404, "not_found").await;
+    assert_error(
+        app.get(&format!("/api/events/{id}")).await,
+        404,
+        "event_not_found",
+    )
+    .await;
+    assert_error(
+        app.get(&format!("/api/join/{code}")).await,
+        404,
+        "not_found",
+    )
+    .await;
     for q in question_ids(&event) {
-        assert_error(app.get(&format!("/api/polls/{q}")).await, 404, "poll_not_found").await;
+        assert_error(
+            app.get(&format!("/api/polls/{q}")).await,
+            404,
+            "poll_not_found",
+        )
+        .await;
     }
     if let (Some(mut conn), Some(prefix)) = (backend.store_conn().await, backend.key_prefix()) {
-        let left: bool = conn.exists(format!("{prefix}:event:{{{id}}}")).await.unwrap();
+        let left: bool = conn
+            .exists(format!("{prefix}:event:{{{id}}}"))
+            .await
+            .unwrap();
         assert!(!left, "the event's keys are gone");
     }
 }

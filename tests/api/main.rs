@@ -17,6 +17,7 @@ mod hardening;
 mod instances_on_one_redis;
 mod load_balancer;
 mod longpoll;
+mod monitoring;
 mod openapi;
 mod ops;
 mod pacing;

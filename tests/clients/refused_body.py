@@ -9,9 +9,15 @@ pipe` / "Can not write request body" instead of the answer. This sends each
 refusal from urllib, requests and aiohttp, with a Content-Length and
 chunked, `--tries` times each, and prints one JSON line per combination:
 {"client", "path", "refusal", "framing", "tries", "read", "failures"}.
-Exits 1 unless every try read the expected status and JSON error body.
+Then one aiohttp `ClientSession` (one pool) sends `--rounds` rounds of a
+too-large poll create followed by a normal one, and prints
+{"client": "aiohttp-session", "requests", "answered", "failures"}: a
+refused body's answer says `Connection: close`, so the session must never
+send the next request on the connection the server closes.
+Exits 1 unless every try read the expected status and JSON error body and
+every pooled request was answered as expected.
 
-Usage: refused_body.py BASE_URL PATH... [--tries N] [--size BYTES]
+Usage: refused_body.py BASE_URL PATH... [--tries N] [--size BYTES] [--rounds N]
 """
 
 from __future__ import annotations
@@ -83,6 +89,29 @@ async def with_aiohttp(url: str, ctype: str, size: int, chunked: bool) -> tuple[
             return res.status, await res.read()
 
 
+async def pooled_rounds(base: str, rounds: int, size: int) -> list[str]:
+    """Rounds of a refused create then a normal one through one session;
+    returns what went wrong (empty when all 2 × rounds were as expected)."""
+    failures = []
+    url = base + "/api/polls"
+    small = {"question": "Which?", "options": ["a", "b"]}
+    big = {"question": "q" * size, "options": ["a", "b"]}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        for n in range(rounds):
+            for what, body, want in (("refused", big, 413), ("normal", small, 201)):
+                try:
+                    async with s.post(url, json=body) as res:
+                        await res.read()
+                        if res.status != want:
+                            failures.append(f"round {n} {what}: status {res.status}")
+                        elif want == 413 and res.headers.get("Connection", "").lower() != "close":
+                            failures.append(f"round {n} {what}: no Connection: close")
+                except Exception as e:  # what the client raised is the finding
+                    failures.append(f"round {n} {what}: {type(e).__name__}: {e}")
+    return failures
+
+
 def run(client: str, url: str, ctype: str, size: int, chunked: bool) -> tuple[int, bytes]:
     if client == "urllib":
         return with_urllib(url, ctype, size, chunked)
@@ -97,6 +126,7 @@ def main() -> int:
     p.add_argument("paths", nargs="+")
     p.add_argument("--tries", type=int, default=20)
     p.add_argument("--size", type=int, default=1024 * 1024)
+    p.add_argument("--rounds", type=int, default=30)
     args = p.parse_args()
     ok = True
     for path in args.paths:
@@ -122,6 +152,14 @@ def main() -> int:
                         "read": args.tries - len(failures),
                         "failures": sorted(set(failures))[:3],
                     }), flush=True)
+    failures = asyncio.run(pooled_rounds(args.base, args.rounds, args.size))
+    ok &= not failures
+    print(json.dumps({
+        "client": "aiohttp-session",
+        "requests": 2 * args.rounds,
+        "answered": 2 * args.rounds - len(failures),
+        "failures": failures[:3],
+    }), flush=True)
     return 0 if ok else 1
 
 

@@ -34,6 +34,7 @@ use super::feed::{
 };
 use super::store::RedisStore;
 use crate::hub::{Hubs, Topic};
+use crate::metrics;
 use crate::store::ChangeFeed;
 
 /// Channels per SUBSCRIBE when resubscribing after a reconnect.
@@ -182,6 +183,7 @@ impl Shared {
                         {
                             heard = heard.max(seq);
                             self.lock_liveness().last_heard = Some(Instant::now());
+                            metrics::bus_heartbeat_heard(Duration::ZERO);
                         }
                     }
                     Some(msg) => self.deliver(msg.get_payload_bytes()),

@@ -40,6 +40,7 @@ use super::feed::{
 };
 use super::store::RedisStore;
 use crate::hub::{Hubs, Topic};
+use crate::metrics;
 use crate::store::ChangeFeed;
 
 /// SSUBSCRIBEs in flight at once when resubscribing (each poll is its own
@@ -289,8 +290,13 @@ impl Shared {
                         .and_then(|s| s.parse::<u64>().ok())
                     {
                         b.heard = b.heard.max(seq);
-                        if let Some(at) = self.lock_liveness().heard.get_mut(channel.as_ref()) {
+                        let mut live = self.lock_liveness();
+                        if let Some(at) = live.heard.get_mut(channel.as_ref()) {
                             *at = Some(Instant::now());
+                        }
+                        // The bus is as fresh as its stalest master.
+                        if let Some(Some(oldest)) = live.heard.values().min() {
+                            metrics::bus_heartbeat_heard(oldest.elapsed());
                         }
                     }
                 } else {
@@ -380,5 +386,3 @@ impl Subscriber for Shared {
         }
     }
 }
-
-

@@ -69,7 +69,9 @@ impl EventStore for RedisStore {
     async fn claim_code(&self, code: &JoinCode, event: &EventId) -> Result<bool, Unavailable> {
         let core = &self.core;
         let mut set = redis::cmd("SET");
-        set.arg(core.keys.join_code(code)).arg(event.as_str()).arg("NX");
+        set.arg(core.keys.join_code(code))
+            .arg(event.as_str())
+            .arg("NX");
         if core.ttl_ms() > 0 {
             set.arg("PX").arg(core.ttl_ms());
         }

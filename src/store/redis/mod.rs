@@ -22,8 +22,8 @@ use redis::IntoConnectionInfo;
 
 use crate::config::Config;
 use crate::hub::Hubs;
-use crate::store::ChangeFeed;
 use crate::shutdown::Shutdown;
+use crate::store::ChangeFeed;
 use crate::store::Store;
 use bus::Bus;
 use cluster_bus::ClusterBus;

@@ -30,15 +30,14 @@ use serde::Deserialize;
 
 use super::connection::Connection;
 use crate::config::Config;
+use crate::event::EventId;
+use crate::metrics::{self, RedisFailure};
 use crate::poll::{
     Choice, IdempotencyKey, PollId, PollSettings, PollText, Results, ResultsVisibility, VoteLimit,
     VoterId,
 };
 use crate::store::group_commit::{BatchVoter, GroupCommit};
-use crate::event::EventId;
-use crate::store::{
-    CreatePoll, Reopened, Store, Topic, Unavailable, Vote, VoteError, VoterRecord,
-};
+use crate::store::{CreatePoll, Reopened, Store, Topic, Unavailable, Vote, VoteError, VoterRecord};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.
@@ -305,7 +304,15 @@ impl Core {
         &self,
         fut: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, Unavailable> {
-        match tokio::time::timeout(self.limits.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.limits.timeout, fut).await;
+        let failure = match &result {
+            Ok(Ok(_)) => None,
+            Ok(Err(_)) => Some(RedisFailure::Error),
+            Err(_) => Some(RedisFailure::Timeout),
+        };
+        metrics::redis_command(started.elapsed(), failure);
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Unavailable(e.to_string())),
             Err(_) => Err(Unavailable(format!(
@@ -814,7 +821,9 @@ impl Store for RedisStore {
     ) -> Result<Option<Results>, Unavailable> {
         let core = &self.core;
         let mut call = core.invocation("fence", id);
-        call.arg(event.as_str()).arg(if open { "1" } else { "0" }).arg(generation);
+        call.arg(event.as_str())
+            .arg(if open { "1" } else { "0" })
+            .arg(generation);
         let mut fields = match core.invoke(&call).await? {
             Ok(fields) => fields,
             Err(_) => return Ok(None),

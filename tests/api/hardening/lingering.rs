@@ -4,7 +4,10 @@
 //! and chunked, against a real `tally` process. Without the drain, the
 //! server's kernel resets the connection while the client is still sending
 //! and those clients report `Broken pipe` / "Can not write request body".
-//! The drain itself is bounded in time and bytes.
+//! The drain itself is bounded in time and bytes. Every answer after which
+//! the connection closes says `Connection: close`, so a pooling client
+//! (reqwest's `Client`, aiohttp's `ClientSession`) never sends its next
+//! request on it: 30 rounds of a refusal then a normal request, 60 of 60.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +20,9 @@ use crate::process::TallyProcess;
 
 /// How many times each client sends each refused body.
 const TRIES: usize = 20;
+
+/// Rounds of a refused body then a normal request on one pooled client.
+const ROUNDS: usize = 30;
 
 /// The size of each refused body.
 const BODY: usize = 1024 * 1024;
@@ -48,6 +54,7 @@ async fn python_clients_read_every_refusal_of_a_large_body() {
             .arg(repo().join("tests/clients/refused_body.py"))
             .args([&base, "/api/polls", "/api/polls/lpl/votes"])
             .args(["--tries", &TRIES.to_string(), "--size", &BODY.to_string()])
+            .args(["--rounds", &ROUNDS.to_string()])
             .output()
             .expect("run refused_body.py")
     });
@@ -61,9 +68,18 @@ async fn python_clients_read_every_refusal_of_a_large_body() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON report line"))
         .collect();
-    // 2 paths × 2 refusals × 3 clients × 2 framings.
-    assert_eq!(lines.len(), 24, "every combination reported: {report}");
-    for line in &lines {
+    // 2 paths × 2 refusals × 3 clients × 2 framings, then the pooled
+    // session's rounds.
+    assert_eq!(lines.len(), 25, "every combination reported: {report}");
+    let (pooled, lines) = lines.split_last().unwrap();
+    assert_eq!(pooled["client"], "aiohttp-session", "{pooled}");
+    assert_eq!(pooled["requests"], 2 * ROUNDS, "{pooled}");
+    assert_eq!(
+        pooled["answered"],
+        2 * ROUNDS,
+        "one aiohttp session failed after a refusal: {pooled}"
+    );
+    for line in lines {
         assert_eq!(line["tries"], TRIES, "{line}");
         assert_eq!(line["read"], TRIES, "a client missed the refusal: {line}");
     }
@@ -212,4 +228,107 @@ async fn a_client_that_keeps_sending_is_cut_off_after_the_linger_bound() {
         sent < tally::linger::LINGER_BYTES + (32 << 20),
         "drained {sent} bytes, far past the bound"
     );
+}
+
+/// A poll create body of about `len` bytes (past the limit when large).
+fn create_body(len: usize) -> serde_json::Value {
+    serde_json::json!({"question": "q".repeat(len), "options": ["a", "b"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_client_never_fails_after_a_refused_body() {
+    let app = spawn_app(&Backend::Memory).await;
+    // One client, one pool of at most one idle connection: every request
+    // after a refusal would reuse the refused connection if it stayed
+    // pooled.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = app.url("/api/polls");
+    let mut ok = 0;
+    let mut failures = Vec::new();
+    for round in 0..30 {
+        let refused = client.post(&url).json(&create_body(100_000)).send().await;
+        match refused {
+            Ok(res) if res.status() == 413 => {
+                assert_eq!(
+                    res.headers().get("connection").map(|v| v.as_bytes()),
+                    Some(&b"close"[..]),
+                    "a 413 the server closes after says so"
+                );
+                ok += 1;
+            }
+            Ok(res) => failures.push(format!("round {round}: refusal got {}", res.status())),
+            Err(e) => failures.push(format!("round {round}: refusal failed: {e:?}")),
+        }
+        let normal = client.post(&url).json(&create_body(10)).send().await;
+        match normal {
+            Ok(res) if res.status() == 201 => ok += 1,
+            Ok(res) => failures.push(format!("round {round}: create got {}", res.status())),
+            Err(e) => failures.push(format!("round {round}: create failed: {e:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(ok, 60, "60 of 60 requests answered as expected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_type_and_a_too_large_head_say_connection_close() {
+    let app = spawn_app(&Backend::Memory).await;
+    // 415: a body of the wrong type, refused unread.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = vec![b' '; 64 * 1024];
+    stream
+        .write_all(
+            format!(
+                "POST /api/polls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream.write_all(&body).await.unwrap();
+    let answer = read_answer(&mut stream).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 415"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    // 431: hyper's own answer to a head of more than 100 fields (a short
+    // head, read whole, so the close is clean).
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for i in 0..150 {
+        head.push_str(&format!("X-Field-{i}: {i}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 431"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_ended_by_shutdown_says_connection_close() {
+    let mut app = spawn_app(&Backend::Memory).await;
+    let (poll, _) = app.create_poll(&["a", "b"], "unlimited").await;
+    let id = poll["id"].as_str().unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /api/polls/{id}/changes?since=0&timeout=30 HTTP/1.1\r\n\
+                 Host: 127.0.0.1\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    app.wait_followed(&id, true).await;
+    let stopped = tokio::spawn(async move { app.stop().await });
+    let answer = read_answer(&mut stream).await.to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 "), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    within("instance to stop", stopped).await.unwrap();
 }

@@ -120,7 +120,7 @@ impl Application {
             config.trusted_proxies.clone(),
         );
         let join_limiter =
-            api::ratelimit::JoinLimiter::new(config.join_rate, config.trusted_proxies.clone());
+            api::join_limit::JoinLimiter::new(config.join_rate, config.trusted_proxies.clone());
         let state = AppState::new(Inner {
             service,
             instance,

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod errors;
 pub mod event_ws;
 pub mod events;
+pub mod join_limit;
 pub mod longpoll;
 pub mod openapi;
 pub mod ops;
@@ -48,7 +49,7 @@ pub struct Inner {
     /// `TALLY_CREATE_RATE`: new polls per client and minute.
     pub create_limiter: ratelimit::ClientRateLimit,
     /// `TALLY_JOIN_RATE`: failed join-code look-ups per client and minute.
-    pub join_limiter: ratelimit::JoinLimiter,
+    pub join_limiter: join_limit::JoinLimiter,
 }
 
 impl AppState {

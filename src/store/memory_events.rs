@@ -35,10 +35,9 @@ impl Events {
             .by_id
             .get(id)
             .is_some_and(|s| s.expires.is_some_and(|at| at <= now))
+            && let Some(gone) = self.by_id.remove(id)
         {
-            if let Some(gone) = self.by_id.remove(id) {
-                self.codes.remove(&gone.record.code);
-            }
+            self.codes.remove(&gone.record.code);
         }
         self.by_id.get_mut(id)
     }

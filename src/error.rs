@@ -33,6 +33,10 @@ pub enum Error {
     AlreadyVoted,
     #[error("this idempotency key was already used for another option")]
     IdempotencyKeyReused,
+    /// A word cloud holds its maximum of distinct entries: a new one is
+    /// refused, known ones still count.
+    #[error("this word cloud holds its maximum of distinct entries; known entries still count")]
+    TooManyEntries,
     #[error("missing admin token (Authorization: Bearer <token>)")]
     Unauthorized,
     #[error("wrong admin token")]
@@ -70,6 +74,7 @@ impl Error {
             Error::OptionNotFound => "option_not_found",
             Error::AlreadyVoted => "already_voted",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::TooManyEntries => "too_many_entries",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::CrossSite => "cross_site_request",
@@ -91,7 +96,7 @@ impl Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PollNotFound | Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::PollClosed | Error::AlreadyVoted => StatusCode::CONFLICT,
+            Error::PollClosed | Error::AlreadyVoted | Error::TooManyEntries => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -132,6 +137,8 @@ impl From<VoteError> for Error {
             )),
             VoteError::AlreadyVoted => Error::AlreadyVoted,
             VoteError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            VoteError::Invalid(message) => Error::Validation(message),
+            VoteError::TooManyEntries => Error::TooManyEntries,
             VoteError::Unavailable(u) => u.into(),
         }
     }

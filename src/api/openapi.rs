@@ -136,6 +136,7 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::OptionNotFound,
         Error::AlreadyVoted,
         Error::IdempotencyKeyReused,
+        Error::TooManyEntries,
         Error::Unauthorized,
         Error::Forbidden,
         Error::CrossSite,
@@ -162,6 +163,7 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::OptionNotFound
             | Error::AlreadyVoted
             | Error::IdempotencyKeyReused
+            | Error::TooManyEntries
             | Error::Unauthorized
             | Error::Forbidden
             | Error::CrossSite

@@ -7,11 +7,12 @@
 
 pub mod group_commit;
 pub mod memory;
+mod memory_cloud;
 pub mod redis;
 
 use async_trait::async_trait;
 
-use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
+use crate::poll::{Choice, IdempotencyKey, Kind, NewPoll, PollId, Refusal, Results, VoterId};
 
 /// The store could not be reached in time; the request may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,6 +69,12 @@ pub enum VoteError {
     AlreadyVoted,
     #[error("idempotency key was already used for another option")]
     IdempotencyKeyReused,
+    /// The vote does not fit the poll's kind (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// A new word-cloud entry past the poll's distinct entries cap.
+    #[error("too many distinct entries")]
+    TooManyEntries,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -82,9 +89,34 @@ impl VoteError {
             VoteError::TooManyChoices(_) => "too_many_choices",
             VoteError::AlreadyVoted => "already_voted",
             VoteError::IdempotencyKeyReused => "idempotency_key_reused",
+            VoteError::Invalid(_) => "validation_failed",
+            VoteError::TooManyEntries => "too_many_entries",
             VoteError::Unavailable(_) => "store_unavailable",
         }
     }
+}
+
+impl VoteError {
+    /// A vote that does not fit a poll of `kind` with `labels` labels.
+    pub fn refused(refusal: Refusal, kind: &Kind, labels: usize, max_choices: u32) -> Self {
+        match refusal {
+            Refusal::OptionNotFound => VoteError::OptionNotFound,
+            Refusal::TooManyChoices => VoteError::TooManyChoices(max_choices),
+            other => VoteError::Invalid(other.message(kind, labels)),
+        }
+    }
+}
+
+/// What hiding or showing a word-cloud entry came to.
+#[derive(Debug, Clone)]
+pub enum Hidden {
+    /// Done (or already so): the results as the host sees them.
+    Done(Results),
+    NotFound,
+    /// The poll is not a word cloud.
+    NotWordCloud,
+    /// The host already hides the most entries a poll may hide.
+    TooMany,
 }
 
 /// What reopening a poll came to.
@@ -147,6 +179,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the poll and tells its followers; `false` when unknown.
     async fn delete(&self, id: &PollId) -> Result<bool, Unavailable>;
+
+    /// Hides a word-cloud entry (normalised `text`) from everyone but the
+    /// host, or shows it again; it keeps counting either way. A change
+    /// raises the version and reaches followers; a no-op changes nothing.
+    async fn set_hidden(
+        &self,
+        id: &PollId,
+        text: &str,
+        hidden: bool,
+    ) -> Result<Hidden, Unavailable>;
 
     /// Whether the store answers right now (for `/readyz`).
     async fn ping(&self) -> Result<(), Unavailable>;

@@ -21,8 +21,8 @@ use redis::IntoConnectionInfo;
 
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::store::ChangeFeed;
 use crate::shutdown::Shutdown;
+use crate::store::ChangeFeed;
 use crate::store::Store;
 use bus::Bus;
 use cluster_bus::ClusterBus;

@@ -17,10 +17,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{HeaderBuilder, RefOr};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{longpoll, ops, polls, sse, ws};
+use super::{hidden, longpoll, ops, polls, sse, ws};
 use crate::error::Error;
 use crate::poll::{
-    MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, OptionResult, Results, ResultsVisibility, VoteLimit,
+    EntryResult, KindName, MAX_OPTION_CHARS, MAX_OPTIONS, OptionResult, Results, ResultsVisibility,
+    Scale, VoteLimit,
 };
 use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
 
@@ -36,12 +37,13 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
     ),
     paths(
         polls::create, polls::list, polls::show, polls::vote, polls::close, polls::reopen,
-        polls::results_csv_file, polls::delete,
+        polls::results_csv_file, polls::delete, hidden::hide, hidden::unhide,
         longpoll::changes, sse::events, ws::upgrade,
         ops::healthz, ops::readyz, ops::metrics, ops::stats, document,
     ),
     components(schemas(
         Results, OptionResult, VoteLimit, ResultsVisibility, polls::CreateBody, polls::VoteBody,
+        EntryResult, KindName, Scale, hidden::HiddenBody,
         CreatedPoll, PollList, VoteResults, ErrorBody, ErrorDetail, ErrorCode,
         StatsBody, TransportsStats, TransportStats, ShortPollStats,
         NonNegativeInteger, SseEvent,
@@ -260,7 +262,9 @@ impl PartialSchema for SseEvent {
 
 impl ToSchema for SseEvent {}
 
-/// The `options` of a new poll: 2–20 labels of 1–100 characters.
+/// The `options` of a new poll: 2–20 labels of 1–100 characters (2–10
+/// for a ranking; none for a word cloud or a scale, where the field may be
+/// left out).
 pub fn option_labels() -> ArrayBuilder {
     let label = ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
@@ -268,7 +272,7 @@ pub fn option_labels() -> ArrayBuilder {
         .max_length(Some(MAX_OPTION_CHARS));
     ArrayBuilder::new()
         .items(label)
-        .min_items(Some(MIN_OPTIONS))
+        .min_items(Some(0))
         .max_items(Some(MAX_OPTIONS))
         .unique_items(true)
 }

@@ -14,6 +14,7 @@ mod errors;
 mod follower_cap;
 mod hardening;
 mod instances_on_one_redis;
+mod kinds;
 mod load_balancer;
 mod longpoll;
 mod openapi;

@@ -416,9 +416,12 @@ function ops.vote()
   for v = 1, tonumber(ARGV[9]) do
     local at = 7 + 3 * v
     local choice, voter, key_at = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+    -- (A word cloud's second result is its entries, not a refusal.)
     local deltas, refusal = deltas_of(choice, n, kind, max_choices, scale_min, max_entries)
-    local status = refusal
-    if deltas then
+    local status
+    if not deltas then
+      status = refusal
+    else
       local stored, first_choice = key_record(key_at, created_at)
       local form = record_form(choice)
       local previous

@@ -668,9 +668,11 @@ impl PollText {
                     option.id += s.min;
                 }
                 let stats = scale::stats(s.min, counts);
-                results.mean = Some(stats.map_or(serde_json::Value::Null, |(m, _)| m.into()));
-                results.median = Some(stats.map_or(serde_json::Value::Null, |(_, m)| m.into()));
-                results.scale = Some(s.clone());
+                let stat =
+                    |m: Option<f64>| Some(Box::new(m.map_or(serde_json::Value::Null, Into::into)));
+                results.mean = stat(stats.map(|(m, _)| m));
+                results.median = stat(stats.map(|(_, m)| m));
+                results.scale = Some(Box::new(s.clone()));
             }
             Kind::Ranking => {
                 let n = self.labels.len();
@@ -689,7 +691,7 @@ impl PollText {
                 results.total = Some((n..2 * n).map(at).sum());
             }
             Kind::WordCloud { max_entries } => {
-                results.max_entries = Some(*max_entries);
+                results.max_entries = u8::try_from(*max_entries).ok();
                 results.total = Some(counts.first().copied().unwrap_or(0));
                 results.entries = Some(Vec::new());
                 results.distinct = Some(0);
@@ -773,7 +775,7 @@ pub struct Results {
     /// Word cloud: entries one vote may carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 3)]
-    pub max_entries: Option<u32>,
+    pub max_entries: Option<u8>,
     /// Word cloud: the 50 most voted entries (ties: first seen first);
     /// empty while the results are hidden from this client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -782,19 +784,21 @@ pub struct Results {
     /// Word cloud: how many distinct entries have votes (absent while the
     /// results are hidden).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distinct: Option<u64>,
-    /// Scale: its bounds and end labels.
+    pub distinct: Option<u32>,
+    /// Scale: its bounds and end labels. (Boxed, like the fields below, so
+    /// the results of a choice poll stay small where they are moved.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<Scale>,
+    #[schema(value_type = Option<Scale>)]
+    pub scale: Option<Box<Scale>>,
     /// Scale: the mean value, `null` with no votes (or hidden results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
-    pub mean: Option<serde_json::Value>,
+    pub mean: Option<Box<serde_json::Value>>,
     /// Scale: the median value (the mean of the two middle ones for an even
     /// count), `null` with no votes (or hidden results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
-    pub median: Option<serde_json::Value>,
+    pub median: Option<Box<serde_json::Value>>,
     /// Word cloud: what the store read, hidden entries included, so the
     /// public view can be derived; never serialised.
     #[serde(skip)]
@@ -863,7 +867,7 @@ impl Results {
                 })
                 .collect(),
         );
-        self.distinct = Some(cloud.distinct);
+        self.distinct = Some(clamp_u32(cloud.distinct));
         self.cloud = Some(cloud);
         self
     }
@@ -886,7 +890,9 @@ impl Results {
                 })
                 .collect();
         }
-        public.distinct = Some(cloud.distinct.saturating_sub(cloud.hidden_distinct));
+        public.distinct = Some(clamp_u32(
+            cloud.distinct.saturating_sub(cloud.hidden_distinct),
+        ));
         public.total = public.total.map(|t| t.saturating_sub(cloud.hidden_votes));
         public
     }
@@ -918,8 +924,8 @@ impl Results {
             hidden.cloud = None;
         }
         if hidden.mean.is_some() {
-            hidden.mean = Some(serde_json::Value::Null);
-            hidden.median = Some(serde_json::Value::Null);
+            hidden.mean = Some(Box::new(serde_json::Value::Null));
+            hidden.median = Some(Box::new(serde_json::Value::Null));
         }
         hidden.results_hidden = true;
         hidden
@@ -934,6 +940,12 @@ impl Results {
     pub fn counts(&self) -> Vec<u64> {
         self.options.iter().map(|o| o.votes.unwrap_or(0)).collect()
     }
+}
+
+/// A count that fits `u32` by the store's bounds (at most 5,000 distinct
+/// entries), saturating rather than wrapping if it ever did not.
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Results serialised once and shared by every follower of an instance:

@@ -20,6 +20,7 @@ both_backends!(
     a_websocket_vote_takes_each_kinds_shape,
     csv_has_each_kinds_columns,
     a_word_cloud_holds_at_most_5000_distinct_entries,
+    the_no_js_form_votes_on_each_kind,
 );
 
 fn cloud() -> Value {
@@ -600,4 +601,42 @@ async fn a_word_cloud_holds_at_most_5000_distinct_entries(backend: Backend) {
     let r = app.results(&id).await;
     assert_eq!(entries(&r)[0], ("w1".to_owned(), 2));
     assert_eq!(r["total"], 5001);
+}
+
+async fn the_no_js_form_votes_on_each_kind(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (c, _) = create_body(&app, with(cloud(), json!({"max_entries": 2}))).await;
+    let (s, _) = create_body(&app, json!({"question": "q", "kind": "scale"})).await;
+    let (r, _) = create(&app, json!({"kind": "ranking"})).await;
+    let (cid, sid, rid) = (
+        c["id"].as_str().unwrap(),
+        s["id"].as_str().unwrap(),
+        r["id"].as_str().unwrap(),
+    );
+    for (id, form) in [
+        (cid, vec![("entry", "Hello!"), ("entry", "")]),
+        (sid, vec![("value", "4")]),
+        (rid, vec![("rank_0", "3"), ("rank_1", "1"), ("rank_2", "2")]),
+    ] {
+        let page = app.get(&format!("/polls/{id}")).await;
+        assert_eq!(page.status(), 200);
+        let req = app
+            .client
+            .post(app.url(&format!("/polls/{id}/vote")))
+            .form(&form);
+        let res = send("form vote", req).await;
+        assert_eq!(res.status(), 303);
+        let back = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(back.contains("notice=voted"), "{back}");
+    }
+    assert_eq!(entries(&app.results(cid).await), pairs(&[("hello", 1)]));
+    assert_eq!(counts(&app.results(sid).await), vec![0, 0, 0, 1, 0]);
+    let ranked = app.results(rid).await;
+    assert_eq!(
+        (
+            ranked["options"][0]["id"].as_u64(),
+            ranked["options"][0]["first"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
 }

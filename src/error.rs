@@ -40,6 +40,10 @@ pub enum Error {
     AlreadyVoted,
     #[error("this idempotency key was already used for another option")]
     IdempotencyKeyReused,
+    /// A word cloud holds its maximum of distinct entries: a new one is
+    /// refused, known ones still count.
+    #[error("this word cloud holds its maximum of distinct entries; known entries still count")]
+    TooManyEntries,
     #[error("missing admin token (Authorization: Bearer <token>)")]
     Unauthorized,
     #[error("wrong admin token")]
@@ -79,6 +83,7 @@ impl Error {
             Error::OptionNotFound => "option_not_found",
             Error::AlreadyVoted => "already_voted",
             Error::IdempotencyKeyReused => "idempotency_key_reused",
+            Error::TooManyEntries => "too_many_entries",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::CrossSite => "cross_site_request",
@@ -102,7 +107,9 @@ impl Error {
                 StatusCode::NOT_FOUND
             }
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::PollClosed | Error::AlreadyVoted | Error::HasVotes => StatusCode::CONFLICT,
+            Error::PollClosed | Error::AlreadyVoted | Error::HasVotes | Error::TooManyEntries => {
+                StatusCode::CONFLICT
+            }
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -143,6 +150,8 @@ impl From<VoteError> for Error {
             )),
             VoteError::AlreadyVoted => Error::AlreadyVoted,
             VoteError::IdempotencyKeyReused => Error::IdempotencyKeyReused,
+            VoteError::Invalid(message) => Error::Validation(message),
+            VoteError::TooManyEntries => Error::TooManyEntries,
             VoteError::Unavailable(u) => u.into(),
         }
     }

@@ -16,10 +16,15 @@ use crate::poll::{Results, ResultsVisibility, Snapshot};
 impl Snapshot {
     /// The variant `viewer` may see: this one, or the hidden one.
     pub fn for_viewer(self: &Arc<Self>, viewer: &Viewer) -> Arc<Snapshot> {
-        if viewer.sees_counts(&self.results) {
+        let base = if viewer.admin {
             Arc::clone(self)
         } else {
-            self.hidden()
+            self.public_view()
+        };
+        if viewer.sees_counts(&base.results) {
+            base
+        } else {
+            base.hidden()
         }
     }
 }
@@ -68,6 +73,12 @@ impl Viewer {
 
     /// `results` as this client may see them.
     pub fn view(&self, results: Results) -> Results {
+        // A word cloud's hidden entries are the host's alone.
+        let results = if self.admin {
+            results
+        } else {
+            results.public()
+        };
         if self.sees_counts(&results) {
             results
         } else {

@@ -42,6 +42,13 @@ enum ClientMessage {
         option: Option<u32>,
         #[serde(default)]
         options: Option<Vec<u32>>,
+        /// Word cloud, scale and ranking votes, as on `POST …/votes`.
+        #[serde(default)]
+        entries: Option<Vec<String>>,
+        #[serde(default)]
+        value: Option<u32>,
+        #[serde(default)]
+        ranking: Option<Vec<u32>>,
         #[serde(default)]
         question: Option<String>,
         #[serde(default)]
@@ -212,11 +219,21 @@ impl Connection {
         let ClientMessage::Vote {
             option,
             options,
+            entries,
+            value,
+            ranking,
             question,
             request_id,
         } = message;
         let rid = request_id.as_deref();
-        let choice = match (VoteBody { option, options }).choice() {
+        let body = VoteBody {
+            option,
+            options,
+            entries,
+            value,
+            ranking,
+        };
+        let choice = match body.choice() {
             Ok(choice) => choice,
             Err(e) => return error_message(rid, e.code(), &e.to_string()),
         };

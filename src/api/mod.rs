@@ -5,6 +5,7 @@ pub mod caller;
 pub mod errors;
 pub mod event_ws;
 pub mod events;
+pub mod hidden;
 pub mod join_limit;
 pub mod longpoll;
 pub mod openapi;
@@ -99,6 +100,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/polls/{id}/votes", post(polls::vote))
         .route("/api/polls/{id}/close", post(polls::close))
         .route("/api/polls/{id}/reopen", post(polls::reopen))
+        .route(
+            "/api/polls/{id}/hidden",
+            post(hidden::hide).delete(hidden::unhide),
+        )
         .route("/api/polls/{id}/results.csv", get(polls::results_csv_file))
         .route("/api/polls/{id}/changes", get(longpoll::changes))
         .route("/api/polls/{id}/events", get(sse::events))

@@ -21,8 +21,10 @@ use super::schema::{
     CreatedPoll, ErrorBody, ErrorCode, ErrorDetail, NonNegativeInteger, PollList, SseEvent,
     VoteResults,
 };
-use super::{event_ws, events, longpoll, ops, polls, sse, ws};
-use crate::poll::{OptionResult, Results, ResultsVisibility, VoteLimit};
+use super::{event_ws, events, hidden, longpoll, ops, polls, sse, ws};
+use crate::poll::{
+    EntryResult, KindName, OptionResult, Results, ResultsVisibility, Scale, VoteLimit,
+};
 use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
 
 /// The whole document: every JSON route, the operational ones, and this one.
@@ -37,7 +39,7 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
     ),
     paths(
         polls::create, polls::list, polls::show, polls::vote, polls::close, polls::reopen,
-        polls::results_csv_file, polls::delete,
+        polls::results_csv_file, polls::delete, hidden::hide, hidden::unhide,
         longpoll::changes, sse::events, ws::upgrade,
         events::create, events::show, events::join, events::move_event, events::results,
         events::voting, events::append, events::edit, events::delete_question, events::order,
@@ -46,6 +48,7 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
     ),
     components(schemas(
         Results, OptionResult, VoteLimit, ResultsVisibility, polls::CreateBody, polls::VoteBody,
+        EntryResult, KindName, Scale, hidden::HiddenBody,
         CreatedPoll, PollList, VoteResults, ErrorBody, ErrorDetail, ErrorCode,
         StatsBody, TransportsStats, TransportStats, ShortPollStats,
         NonNegativeInteger, SseEvent,

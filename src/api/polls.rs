@@ -16,7 +16,8 @@ use super::schema::{self, CreatedPoll, ErrorBody, PollList, VoteResults};
 use super::{AppState, PollPath, voter};
 use crate::error::Error;
 use crate::poll::{
-    Choice, IdempotencyKey, NewPoll, Results, ResultsVisibility, SettingsInput, VoteLimit, now_ms,
+    Choice, IdempotencyKey, KindInput, KindName, NewPoll, Results, ResultsVisibility, Scale,
+    SettingsInput, VoteLimit, now_ms,
 };
 use crate::store::Vote;
 use crate::visibility::Viewer;
@@ -28,10 +29,19 @@ pub struct CreateBody {
     /// Trimmed; 1–300 Unicode scalar values after trimming.
     #[schema(min_length = 1, max_length = 300)]
     pub question: String,
-    /// 2–20 labels, each 1–100 Unicode scalar values after trimming,
-    /// distinct after trimming.
+    /// 2–20 labels (a ranking: 2–10), each 1–100 Unicode scalar values
+    /// after trimming, distinct after trimming; none for a word cloud or a
+    /// scale.
     #[schema(schema_with = schema::option_labels)]
+    #[serde(default)]
     pub options: Vec<String>,
+    /// What the poll asks (default `choice`).
+    pub kind: Option<KindName>,
+    /// Word cloud: entries one vote may carry, 1–3 (default 1).
+    #[schema(minimum = 1, maximum = 3)]
+    pub max_entries: Option<u32>,
+    /// Scale: its bounds (min 0 or 1, max 2–10; default 1–5) and end labels.
+    pub scale: Option<Scale>,
     #[serde(default)]
     pub vote_limit: VoteLimit,
     /// How many options one vote may choose: 1 to the number of options
@@ -57,8 +67,22 @@ pub struct CreateBody {
 impl CreateBody {
     /// The poll this body describes, checked (`now_ms` for `closes_at`).
     pub fn to_poll(&self, now_ms: u64) -> Result<NewPoll, crate::poll::Invalid> {
-        NewPoll::parse(&self.question, &self.options, self.vote_limit)
-            .and_then(|poll| poll.with_settings(&self.settings(), now_ms))
+        NewPoll::parse_kind(
+            &self.question,
+            &self.options,
+            self.vote_limit,
+            &self.kind_input(),
+        )
+        .and_then(|poll| poll.with_settings(&self.settings(), now_ms))
+    }
+
+    /// The kind fields, for [`NewPoll::parse_kind`].
+    pub fn kind_input(&self) -> KindInput {
+        KindInput {
+            kind: self.kind,
+            max_entries: self.max_entries,
+            scale: self.scale.clone(),
+        }
     }
 
     fn settings(&self) -> SettingsInput {
@@ -72,8 +96,9 @@ impl CreateBody {
     }
 }
 
-/// Body of `POST /api/polls/{id}/votes`: `option` or `options`, not both.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `POST /api/polls/{id}/votes`: exactly one of `option` or
+/// `options` (choice), `entries` (word cloud), `value` (scale), `ranking`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct VoteBody {
     /// One option's 0-based index (below the poll's option count, so at
     /// most 19).
@@ -84,6 +109,19 @@ pub struct VoteBody {
     #[schema(schema_with = schema::vote_options)]
     #[serde(default, deserialize_with = "present")]
     pub options: Option<Vec<u32>>,
+    /// Word cloud: 1 to the poll's `max_entries` entries, each 1–30
+    /// characters once normalised (equal ones count once).
+    #[schema(min_items = 1, max_items = 3)]
+    #[serde(default, deserialize_with = "present")]
+    pub entries: Option<Vec<String>>,
+    /// Scale: a value from the scale's min to its max.
+    #[schema(maximum = 10)]
+    #[serde(default, deserialize_with = "present")]
+    pub value: Option<u32>,
+    /// Ranking: every option's index once, first to last.
+    #[schema(min_items = 2, max_items = 10)]
+    #[serde(default, deserialize_with = "present")]
+    pub ranking: Option<Vec<u32>>,
 }
 
 /// A field that may be left out but, when sent, holds a value: `null` is
@@ -99,13 +137,42 @@ where
 impl VoteBody {
     /// The vote's choice, or why the body is not one.
     pub fn choice(&self) -> Result<Choice, Error> {
-        match (&self.option, &self.options) {
-            (Some(option), None) => Ok(Choice::one(*option)),
-            (None, Some(options)) => Choice::parse(options).map_err(|e| Error::Validation(e.0)),
-            (Some(_), Some(_)) => Err(Error::Validation("send option or options, not both".into())),
-            (None, None) => Err(Error::Validation(
-                "option (one index) or options (a list) is required".into(),
-            )),
+        let given = [
+            self.option.is_some(),
+            self.options.is_some(),
+            self.entries.is_some(),
+            self.value.is_some(),
+            self.ranking.is_some(),
+        ];
+        match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err(Error::Validation(
+                    "option (one index) or options (a list) is required; entries, value or \
+                     ranking for a word cloud, a scale or a ranking"
+                        .into(),
+                ));
+            }
+            1 => {}
+            _ if given[2..].iter().all(|g| !g) => {
+                return Err(Error::Validation("send option or options, not both".into()));
+            }
+            _ => {
+                return Err(Error::Validation(
+                    "send one of option, options, entries, value or ranking".into(),
+                ));
+            }
+        }
+        let invalid = |e: crate::poll::Invalid| Error::Validation(e.0);
+        if let Some(option) = self.option {
+            Ok(Choice::one(option))
+        } else if let Some(options) = &self.options {
+            Choice::parse(options).map_err(invalid)
+        } else if let Some(entries) = &self.entries {
+            Choice::entries(entries).map_err(invalid)
+        } else if let Some(value) = self.value {
+            Ok(Choice::value(value))
+        } else {
+            Choice::ranking(self.ranking.as_deref().unwrap_or_default()).map_err(invalid)
         }
     }
 }
@@ -398,9 +465,35 @@ pub(crate) fn csv_field(text: &str) -> String {
     }
 }
 
-/// The results as CSV: `option,label,votes`, one row per option; `votes`
-/// is empty where the counts are hidden.
+/// The results as CSV, by kind: `option,label,votes` (choice; a scale's
+/// `option` is the value), `text,votes` (word cloud: its top entries),
+/// `option,label,points,first` (ranking, by points); counts are empty
+/// where they are hidden.
 pub fn results_csv(results: &Results) -> String {
+    let count = |c: Option<u64>| c.map(|v| v.to_string()).unwrap_or_default();
+    match results.kind {
+        KindName::Wordcloud => {
+            let mut csv = String::from("text,votes\r\n");
+            for entry in results.entries.iter().flatten() {
+                csv.push_str(&format!("{},{}\r\n", csv_field(&entry.text), entry.votes));
+            }
+            return csv;
+        }
+        KindName::Ranking => {
+            let mut csv = String::from("option,label,points,first\r\n");
+            for option in &results.options {
+                csv.push_str(&format!(
+                    "{},{},{},{}\r\n",
+                    option.id,
+                    csv_field(&option.label),
+                    count(option.points),
+                    count(option.first)
+                ));
+            }
+            return csv;
+        }
+        KindName::Choice | KindName::Scale => {}
+    }
     let mut csv = String::from("option,label,votes\r\n");
     for option in &results.options {
         let votes = option.votes.map(|v| v.to_string()).unwrap_or_default();

@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::Error;
-use crate::poll::{MAX_OPTION_CHARS, MAX_OPTIONS, MIN_OPTIONS, Results};
+use crate::poll::{MAX_OPTION_CHARS, MAX_OPTIONS, Results};
 
 /// The `{id}` of every poll path.
 #[derive(IntoParams)]
@@ -95,6 +95,7 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::OptionNotFound,
         Error::AlreadyVoted,
         Error::IdempotencyKeyReused,
+        Error::TooManyEntries,
         Error::Unauthorized,
         Error::Forbidden,
         Error::CrossSite,
@@ -123,6 +124,7 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::OptionNotFound
             | Error::AlreadyVoted
             | Error::IdempotencyKeyReused
+            | Error::TooManyEntries
             | Error::Unauthorized
             | Error::Forbidden
             | Error::CrossSite
@@ -223,7 +225,9 @@ impl PartialSchema for SseEvent {
 
 impl ToSchema for SseEvent {}
 
-/// The `options` of a new poll: 2–20 labels of 1–100 characters.
+/// The `options` of a new poll: 2–20 labels of 1–100 characters (2–10
+/// for a ranking; none for a word cloud or a scale, where the field may be
+/// left out).
 pub fn option_labels() -> ArrayBuilder {
     let label = ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
@@ -231,7 +235,7 @@ pub fn option_labels() -> ArrayBuilder {
         .max_length(Some(MAX_OPTION_CHARS));
     ArrayBuilder::new()
         .items(label)
-        .min_items(Some(MIN_OPTIONS))
+        .min_items(Some(0))
         .max_items(Some(MAX_OPTIONS))
         .unique_items(true)
 }

@@ -59,6 +59,13 @@ enum ClientMessage {
         option: Option<u32>,
         #[serde(default)]
         options: Option<Vec<u32>>,
+        /// Word cloud, scale and ranking votes, as on `POST …/votes`.
+        #[serde(default)]
+        entries: Option<Vec<String>>,
+        #[serde(default)]
+        value: Option<u32>,
+        #[serde(default)]
+        ranking: Option<Vec<u32>>,
         #[serde(default)]
         request_id: Option<String>,
     },
@@ -242,14 +249,30 @@ impl Connection {
         let ClientMessage::Vote {
             option,
             options,
+            entries,
+            value,
+            ranking,
             request_id,
         } = message;
         let rid = request_id.as_deref();
-        if option.is_none() && options.is_none() {
-            let why = "a vote needs option (one index) or options (a list)";
+        let body = VoteBody {
+            option,
+            options,
+            entries,
+            value,
+            ranking,
+        };
+        if body.option.is_none()
+            && body.options.is_none()
+            && body.entries.is_none()
+            && body.value.is_none()
+            && body.ranking.is_none()
+        {
+            let why = "a vote needs option (one index) or options (a list), or entries, value \
+                       or ranking";
             return error_message(rid, "bad_message", why);
         }
-        let choice = match (VoteBody { option, options }).choice() {
+        let choice = match body.choice() {
             Ok(choice) => choice,
             Err(e) => return error_message(rid, e.code(), &e.to_string()),
         };

@@ -216,6 +216,15 @@ pub struct Text {
     pub notice_closed_refused: &'static str,
     pub notice_no_option: &'static str,
     pub notice_bad_choice: &'static str,
+    /// Word cloud: the entry field's label.
+    pub cloud_entry: &'static str,
+    /// Word cloud: the cap of distinct entries is reached.
+    pub notice_too_many_entries: &'static str,
+    /// Scale: "Mean" and "Median".
+    pub scale_mean: &'static str,
+    pub scale_median: &'static str,
+    /// Ranking: the place field's label ("Place").
+    pub rank_label: &'static str,
     pub notice_key_reused: &'static str,
     pub notice_rate_limited: &'static str,
     pub notice_unavailable: &'static str,

@@ -57,6 +57,7 @@ fn notice(t: &Text, code: &str) -> Option<Notice> {
         "poll_closed" => (t.notice_closed_refused, "warn"),
         "option_not_found" => (t.notice_no_option, "warn"),
         "validation_failed" => (t.notice_bad_choice, "warn"),
+        "too_many_entries" => (t.notice_too_many_entries, "warn"),
         "idempotency_key_reused" => (t.notice_key_reused, "warn"),
         "rate_limited" => (t.notice_rate_limited, "warn"),
         "store_unavailable" | "shutting_down" => (t.notice_unavailable, "warn"),
@@ -148,6 +149,38 @@ pub struct VoteForm {
     transport: Option<String>,
     /// The page's idempotency key; absent from forms of older pages.
     key: Option<String>,
+    /// Word cloud: the `entry` fields (blank ones left out).
+    entries: Vec<String>,
+    /// Scale: the `value` button pressed.
+    value: Option<String>,
+    /// Ranking: (place, option) from the `rank_<option>` fields.
+    ranks: Vec<(u32, u32)>,
+}
+
+impl VoteForm {
+    /// The vote of a word-cloud, scale or ranking form, when it is one:
+    /// `Some(Err(code))` when its fields do not make a vote.
+    fn kind_choice(&mut self) -> Option<Result<Choice, &'static str>> {
+        if !self.entries.is_empty() {
+            return Some(Choice::entries(&self.entries).map_err(|_| "validation_failed"));
+        }
+        if let Some(value) = &self.value {
+            return Some(
+                value
+                    .trim()
+                    .parse()
+                    .map(Choice::value)
+                    .map_err(|_| "validation_failed"),
+            );
+        }
+        if !self.ranks.is_empty() {
+            // Places sort the options; equal places keep the option order.
+            self.ranks.sort_unstable();
+            let order: Vec<u32> = self.ranks.iter().map(|&(_, o)| o).collect();
+            return Some(Choice::ranking(&order).map_err(|_| "validation_failed"));
+        }
+        None
+    }
 }
 
 impl VoteForm {
@@ -157,6 +190,16 @@ impl VoteForm {
             match name.as_str() {
                 // Bounded: a crafted body cannot make a huge choice.
                 "option" if form.options.len() <= MAX_OPTIONS => form.options.push(value),
+                "entry" if form.entries.len() < 3 && !value.trim().is_empty() => {
+                    form.entries.push(value);
+                }
+                "value" => form.value = Some(value),
+                // `rank_<option>` = its place (1 = first), from the ranking form.
+                n if n.starts_with("rank_") && form.ranks.len() < MAX_OPTIONS => {
+                    if let (Ok(option), Ok(place)) = (n[5..].parse(), value.trim().parse()) {
+                        form.ranks.push((place, option));
+                    }
+                }
                 "transport" => form.transport = Some(value),
                 "key" => form.key = Some(value),
                 _ => {}
@@ -178,7 +221,7 @@ pub async fn vote(
 ) -> Result<Response, PageError> {
     let id = poll_id(&id)?;
     let Form(fields) = form.map_err(|r| PageError(Error::BadRequest(r.body_text())))?;
-    let form = VoteForm::read(fields);
+    let mut form = VoteForm::read(fields);
     let idempotency_key = form
         .key
         .as_deref()
@@ -192,9 +235,19 @@ pub async fn vote(
         back.push_str(&format!("transport={}&", t.as_str()));
     }
     let options: Option<Vec<u32>> = form.options.iter().map(|o| o.trim().parse().ok()).collect();
-    let Some(choice) = options.and_then(|o| Choice::parse(&o).ok()) else {
-        back.push_str("notice=option_not_found");
-        return Ok((jar, Redirect::to(&back)).into_response());
+    let choice = match form.kind_choice() {
+        Some(Ok(choice)) => choice,
+        Some(Err(code)) => {
+            back.push_str(&format!("notice={code}"));
+            return Ok((jar, Redirect::to(&back)).into_response());
+        }
+        None => match options.and_then(|o| Choice::parse(&o).ok()) {
+            Some(choice) => choice,
+            None => {
+                back.push_str("notice=option_not_found");
+                return Ok((jar, Redirect::to(&back)).into_response());
+            }
+        },
     };
     let chosen: Vec<String> = choice.options().iter().map(u32::to_string).collect();
     let chosen = chosen.join(",");

@@ -278,6 +278,33 @@ pub struct PollPage {
     pub vote_key: String,
     /// The results as JSON, for the script (an escaped attribute value).
     pub results_json: String,
+    /// The poll's kind as the API names it: the template draws each.
+    pub kind: &'static str,
+    /// Word cloud: its top entries, each with a size class 1–5 by votes.
+    pub words: Vec<CloudWord>,
+    /// Word cloud: one text field per entry a vote may carry.
+    pub entry_fields: Vec<u32>,
+    /// Scale: end labels, mean and median as shown.
+    pub min_label: String,
+    pub max_label: String,
+    pub mean: String,
+    pub median: String,
+    /// Ranking: the places an option may take (1 … n).
+    pub places: Vec<usize>,
+}
+
+/// One word of a word cloud as drawn: larger for more votes (CSS classes,
+/// no inline style under the page's CSP).
+pub struct CloudWord {
+    pub text: String,
+    pub votes: u64,
+    pub size: u8,
+}
+
+/// A statistic as shown: one decimal, or a dash with no votes.
+fn stat_text(v: Option<&serde_json::Value>) -> String {
+    v.and_then(serde_json::Value::as_f64)
+        .map_or_else(|| "–".to_owned(), |x| format!("{x:.1}"))
 }
 
 impl PollPage {
@@ -307,6 +334,32 @@ impl PollPage {
             notice: None,
             vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
+            kind: results.kind.as_str(),
+            words: {
+                let top = results.entries.as_deref().unwrap_or_default();
+                let most = top.iter().map(|e| e.votes).max().unwrap_or(1).max(1);
+                top.iter()
+                    .map(|e| CloudWord {
+                        text: e.text.clone(),
+                        votes: e.votes,
+                        size: (1 + e.votes * 4 / most) as u8,
+                    })
+                    .collect()
+            },
+            entry_fields: (0..u32::from(results.max_entries.unwrap_or(0))).collect(),
+            min_label: results
+                .scale
+                .as_ref()
+                .and_then(|s| s.min_label.clone())
+                .unwrap_or_default(),
+            max_label: results
+                .scale
+                .as_ref()
+                .and_then(|s| s.max_label.clone())
+                .unwrap_or_default(),
+            mean: stat_text(results.mean.as_deref()),
+            median: stat_text(results.median.as_deref()),
+            places: (1..=results.options.len()).collect(),
             ui,
         }
     }

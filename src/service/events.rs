@@ -58,7 +58,7 @@ fn summary(id: &PollId, poll: &NewPoll) -> QuestionSummary {
     QuestionSummary {
         id: id.clone(),
         question: poll.question.clone(),
-        kind: "choice".to_owned(),
+        kind: poll.kind.name().as_str().to_owned(),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::poll::{
     AdminToken, Choice, NewPoll, PollId, Results, Snapshot, VoteLimit, VoterId, now_ms,
 };
 use crate::stats::{FollowerStats, Stats};
-use crate::store::{ChangeFeed, CreatePoll, Reopened, Store, Vote, VoterRecord};
+use crate::store::{ChangeFeed, CreatePoll, Hidden, Reopened, Store, Vote, VoterRecord};
 use crate::visibility::{self, Viewer};
 
 pub use crate::transport::Transport;
@@ -278,6 +278,32 @@ impl Service {
         Ok(snapshot)
     }
 
+    /// Hides a word-cloud entry from everyone but the host, or shows it
+    /// again (admin); followers get the change.
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    pub async fn set_hidden(
+        &self,
+        id: &PollId,
+        token: Option<&str>,
+        text: &str,
+        hidden: bool,
+    ) -> Result<Arc<Snapshot>, Error> {
+        self.authorize(id, token).await?;
+        let results = match self.store.set_hidden(id, text, hidden).await? {
+            Hidden::Done(results) => results,
+            Hidden::NotFound => return Err(Error::PollNotFound),
+            Hidden::NotWordCloud => {
+                return Err(Error::Validation(
+                    "text: only a word cloud's entries can be hidden".into(),
+                ));
+            }
+            Hidden::TooMany => return Err(Error::TooManyEntries),
+        };
+        let snapshot = Snapshot::new(results);
+        self.hub.offer(&snapshot);
+        Ok(snapshot)
+    }
+
     /// Whether `voter` has voted on `id` (one-per-voter and `after_vote`
     /// polls keep a record; others answer false).
     pub async fn has_voted(&self, id: &PollId, voter: &VoterId) -> Result<bool, Error> {
@@ -321,7 +347,9 @@ impl Service {
         voter: Option<&VoterId>,
     ) -> Result<Viewer, Error> {
         let mut viewer = Viewer::anonymous();
-        if results.results == crate::poll::ResultsVisibility::Always {
+        // A word cloud's host sees its hidden entries even when counts are
+        // public.
+        if results.results == crate::poll::ResultsVisibility::Always && results.cloud.is_none() {
             return Ok(viewer);
         }
         let id = PollId::parse(&results.id).map_err(|_| Error::PollNotFound)?;

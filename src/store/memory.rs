@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::memory_cloud::CloudState;
 use super::memory_events::Events;
-use super::{CreatePoll, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
+use super::{CreatePoll, Hidden, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
 use crate::event::EventId;
 use crate::poll::{
-    Choice, IdempotencyKey, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId,
+    Choice, IdempotencyKey, Kind, PollId, PollText, Results, ResultsVisibility, VoteLimit, VoterId,
     now_ms,
 };
 
@@ -45,6 +46,8 @@ struct Record {
     event: Option<EventId>,
     /// The highest event generation that opened or closed it.
     generation: u64,
+    /// A word cloud's entries (`None` for other kinds).
+    cloud: Option<CloudState>,
 }
 
 /// What an idempotency key replays: the counts and version right after its
@@ -64,8 +67,34 @@ impl Record {
         self.results_with(id, self.closed, self.version, &self.counts)
     }
 
+    /// A word cloud's entries are always the current ones: a replayed
+    /// outcome keeps its version and total, not a copy of its top entries.
     fn results_with(&self, id: &PollId, closed: bool, version: u64, counts: &[u64]) -> Results {
-        self.text.results(id, version, closed, counts)
+        let results = self.text.results(id, version, closed, counts);
+        match &self.cloud {
+            Some(cloud) => results.with_cloud(std::sync::Arc::new(cloud.cloud())),
+            None => results,
+        }
+    }
+
+    /// The count changes `choice` makes on this poll, or why it does not fit.
+    fn deltas(&self, choice: &Choice) -> Result<Vec<(usize, i64)>, VoteError> {
+        let (kind, labels) = (&self.text.kind, self.text.labels.len());
+        let max_choices = self.text.settings.max_choices;
+        kind.deltas(choice, labels, max_choices)
+            .map_err(|r| VoteError::refused(r, kind, labels, max_choices))
+    }
+
+    /// Adds `sign` times `choice`'s changes to the counts (and entries).
+    fn apply(&mut self, choice: &Choice, deltas: &[(usize, i64)], sign: i64) {
+        for &(field, delta) in deltas {
+            self.counts[field] = self.counts[field].saturating_add_signed(sign * delta);
+        }
+        if let Some(cloud) = &mut self.cloud {
+            for entry in choice.entry_texts() {
+                cloud.add(entry, sign);
+            }
+        }
     }
 }
 
@@ -242,7 +271,7 @@ impl Store for MemoryStore {
         }
         polls.next_seq += 1;
         let mut counts = c.initial_counts.clone();
-        counts.resize(c.poll.options.len(), 0);
+        counts.resize(c.poll.count_fields(), 0);
         let record = Record {
             text: PollText::of(&c.poll, c.created_at_ms),
             closed: false,
@@ -256,6 +285,7 @@ impl Store for MemoryStore {
             expires: self.expiry(now),
             event: None,
             generation: 0,
+            cloud: matches!(c.poll.kind, Kind::WordCloud { .. }).then(CloudState::default),
         };
         let results = record.results(&c.id);
         polls.by_id.insert(c.id.clone(), record);
@@ -302,21 +332,18 @@ impl Store for MemoryStore {
                 None => Err(VoteError::PollClosed),
             };
         }
-        if v.choice
-            .options()
-            .iter()
-            .any(|&o| o as usize >= record.counts.len())
-        {
-            return Err(VoteError::OptionNotFound);
-        }
-        let max_choices = record.text.settings.max_choices;
-        if v.choice.len() > max_choices as usize {
-            return Err(VoteError::TooManyChoices(max_choices));
-        }
+        let deltas = record.deltas(&v.choice)?;
         if let Some(key) = &v.idempotency_key
             && let Some(outcome) = record.replay(&v.poll, key, &v.choice, now)
         {
             return outcome;
+        }
+        if record
+            .cloud
+            .as_ref()
+            .is_some_and(|c| c.would_overflow(v.choice.entry_texts()))
+        {
+            return Err(VoteError::TooManyEntries);
         }
         let previous = self.replace_choice(record, &v.voter, &v.choice)?;
         if previous.as_ref() == Some(&v.choice) {
@@ -327,12 +354,12 @@ impl Store for MemoryStore {
             }
             return Ok(record.results(&v.poll));
         }
-        for &o in previous.iter().flat_map(Choice::options) {
-            record.counts[o as usize] -= 1;
+        if let Some(previous) = &previous {
+            // Recorded by this poll, so it fits it.
+            let old = record.deltas(previous)?;
+            record.apply(previous, &old, -1);
         }
-        for &o in v.choice.options() {
-            record.counts[o as usize] += 1;
-        }
+        record.apply(&v.choice, &deltas, 1);
         record.version += 1;
         record.expires = expires;
         if let Some(key) = &v.idempotency_key {
@@ -429,6 +456,28 @@ impl Store for MemoryStore {
             record.expires = expires;
         }
         Ok(Some(record.results(id)))
+    }
+
+    async fn set_hidden(
+        &self,
+        id: &PollId,
+        text: &str,
+        hidden: bool,
+    ) -> Result<Hidden, Unavailable> {
+        let now = Instant::now();
+        let mut polls = self.lock();
+        let Some(record) = polls.live(id, now) else {
+            return Ok(Hidden::NotFound);
+        };
+        let Some(cloud) = &mut record.cloud else {
+            return Ok(Hidden::NotWordCloud);
+        };
+        match cloud.set_hidden(text, hidden) {
+            None => return Ok(Hidden::TooMany),
+            Some(true) => record.version += 1,
+            Some(false) => {}
+        }
+        Ok(Hidden::Done(record.results(id)))
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {

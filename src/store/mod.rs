@@ -8,6 +8,7 @@
 pub mod events;
 pub mod group_commit;
 pub mod memory;
+mod memory_cloud;
 pub mod memory_events;
 pub mod redis;
 
@@ -15,7 +16,8 @@ use async_trait::async_trait;
 
 use crate::event::EventId;
 pub use crate::hub::Topic;
-use crate::poll::{Choice, IdempotencyKey, NewPoll, PollId, Results, VoterId};
+use crate::poll::{Choice, IdempotencyKey, Kind, NewPoll, PollId, Refusal, Results, VoterId};
+
 pub use events::EventStore;
 
 /// The store could not be reached in time; the request may be retried.
@@ -73,6 +75,12 @@ pub enum VoteError {
     AlreadyVoted,
     #[error("idempotency key was already used for another option")]
     IdempotencyKeyReused,
+    /// The vote does not fit the poll's kind (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// A new word-cloud entry past the poll's distinct entries cap.
+    #[error("too many distinct entries")]
+    TooManyEntries,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -87,9 +95,34 @@ impl VoteError {
             VoteError::TooManyChoices(_) => "too_many_choices",
             VoteError::AlreadyVoted => "already_voted",
             VoteError::IdempotencyKeyReused => "idempotency_key_reused",
+            VoteError::Invalid(_) => "validation_failed",
+            VoteError::TooManyEntries => "too_many_entries",
             VoteError::Unavailable(_) => "store_unavailable",
         }
     }
+}
+
+impl VoteError {
+    /// A vote that does not fit a poll of `kind` with `labels` labels.
+    pub fn refused(refusal: Refusal, kind: &Kind, labels: usize, max_choices: u32) -> Self {
+        match refusal {
+            Refusal::OptionNotFound => VoteError::OptionNotFound,
+            Refusal::TooManyChoices => VoteError::TooManyChoices(max_choices),
+            other => VoteError::Invalid(other.message(kind, labels)),
+        }
+    }
+}
+
+/// What hiding or showing a word-cloud entry came to.
+#[derive(Debug, Clone)]
+pub enum Hidden {
+    /// Done (or already so): the results as the host sees them.
+    Done(Results),
+    NotFound,
+    /// The poll is not a word cloud.
+    NotWordCloud,
+    /// The host already hides the most entries a poll may hide.
+    TooMany,
 }
 
 /// What reopening a poll came to.
@@ -169,6 +202,16 @@ pub trait Store: EventStore + Send + Sync + 'static {
         open: bool,
         generation: u64,
     ) -> Result<Option<Results>, Unavailable>;
+
+    /// Hides a word-cloud entry (normalised `text`) from everyone but the
+    /// host, or shows it again; it keeps counting either way. A change
+    /// raises the version and reaches followers; a no-op changes nothing.
+    async fn set_hidden(
+        &self,
+        id: &PollId,
+        text: &str,
+        hidden: bool,
+    ) -> Result<Hidden, Unavailable>;
 
     /// Whether the store answers right now (for `/readyz`).
     async fn ping(&self) -> Result<(), Unavailable>;

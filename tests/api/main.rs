@@ -15,6 +15,7 @@ mod events;
 mod follower_cap;
 mod hardening;
 mod instances_on_one_redis;
+mod kinds;
 mod load_balancer;
 mod longpoll;
 mod monitoring;

@@ -8,7 +8,11 @@
 //! ≥ V), requests and bytes per delivered update, server CPU and memory
 //! (with `--server-pid`), and whether every follower converged on the final
 //! tallies.
+//!
+//! `tally-bench … events` follows an event instead and moves through its
+//! deck (see `events.rs`).
 
+mod events;
 mod follow;
 mod nchan;
 mod net;
@@ -38,9 +42,12 @@ fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
 }
 
 /// Load generator for tally.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "tally-bench", version)]
 pub struct Args {
+    /// What to measure; without one, votes on polls.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Instance base URLs; followers and voters are spread over them.
     #[arg(long = "url", default_value = "http://127.0.0.1:8080")]
     urls: Vec<String>,
@@ -110,6 +117,12 @@ pub struct Args {
     json: bool,
 }
 
+#[derive(Debug, Clone, clap::Subcommand)]
+enum Mode {
+    /// Followers of one event while its host moves through the deck.
+    Events(events::EventArgs),
+}
+
 impl Args {
     fn followers(&self, t: Transport) -> usize {
         match t {
@@ -142,6 +155,9 @@ async fn main() -> anyhow::Result<()> {
         eprintln!(
             "warning: open-file limit is {limit}; raise it (ulimit -n) for this many connections"
         );
+    }
+    if let Some(Mode::Events(ev)) = &args.mode {
+        return events::main(&args, ev).await;
     }
     let report = run(&args).await?;
     if args.json {

@@ -14,8 +14,12 @@
 -- KEYS[3] version        PREFIX:poll:{ID}:version
 -- KEYS[4] voters         PREFIX:poll:{ID}:voters    set of voter ids, or (allow_change
 --                        polls) hash voter id -> choice ("0+2")
--- KEYS[5..] idempotency  PREFIX:poll:{ID}:idem:{KEY} (`vote` only, one per keyed vote)
--- ARGV[1] operation: read | create | vote | close | reopen | voted | delete
+-- KEYS[5] words          PREFIX:poll:{ID}:words     word cloud: sorted set entry -> score
+--                        votes * 8192 + (8191 - first-seen sequence), so the most voted
+--                        come first and ties keep the order they were first seen
+-- KEYS[6] hidden         PREFIX:poll:{ID}:hidden    word cloud: set of entries the host hides
+-- KEYS[7..] idempotency  PREFIX:poll:{ID}:idem:{KEY} (`vote` only, one per keyed vote)
+-- ARGV[1] operation: read | create | vote | close | reopen | voted | delete | hide
 -- ARGV[2] poll id, ARGV[3] the poll's changes channel,
 -- ARGV[4] poll TTL in milliseconds (0: polls never expire),
 -- ARGV[5] the caller's clock (unix ms); more per operation.
@@ -28,6 +32,7 @@
 -- version +1 and one publish; every later one finds it closed.
 
 local poll_key, votes_key, version_key, voters_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local words_key, hidden_key = KEYS[5], KEYS[6]
 local op, id, channel = ARGV[1], ARGV[2], ARGV[3]
 local ttl_ms, now_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 -- PUBLISH on one Redis; the cluster store runs this script with SPUBLISH here.
@@ -46,7 +51,85 @@ local function touch(touched_at)
   redis.call('PEXPIRE', votes_key, ttl_ms)
   redis.call('PEXPIRE', version_key, ttl_ms)
   redis.call('PEXPIRE', voters_key, ttl_ms)
+  redis.call('PEXPIRE', words_key, ttl_ms)
+  redis.call('PEXPIRE', hidden_key, ttl_ms)
   return true
+end
+
+-- Word clouds. The counts of a word cloud are one field (0: entries
+-- counted); its entries live in the words sorted set. Redis reads only the
+-- top: never the whole set.
+local WORD = 8192    -- score units per vote; the first-seen sequence stays below
+local TOP = 50       -- entries results carry
+local MAX_DISTINCT = 5000
+local MAX_HIDDEN = 50
+local cloud_poll     -- memo: whether this poll is a word cloud
+local function is_cloud()
+  if cloud_poll == nil then
+    cloud_poll = redis.call('HGET', poll_key, 'kind') == 'wordcloud'
+  end
+  return cloud_poll
+end
+
+-- The top entries as JSON: enough that TOP visible ones are among them,
+-- each [text, votes, hidden 0/1], with the distinct count and the hidden
+-- entries' totals, so every instance renders the host's view and everyone
+-- else's from one message of bounded size.
+local function cloud_json()
+  local hidden = redis.call('SMEMBERS', hidden_key)
+  local is_hidden, hidden_distinct, hidden_votes = {}, 0, 0
+  for _, entry in ipairs(hidden) do
+    is_hidden[entry] = true
+    local score = redis.call('ZSCORE', words_key, entry)
+    local votes = score and math.floor(tonumber(score) / WORD) or 0
+    if votes > 0 then
+      hidden_distinct, hidden_votes = hidden_distinct + 1, hidden_votes + votes
+    end
+  end
+  local raw = redis.call('ZREVRANGEBYSCORE', words_key, '+inf', WORD, 'WITHSCORES',
+    'LIMIT', 0, TOP + #hidden)
+  local top, visible = {}, 0
+  for i = 1, #raw, 2 do
+    if visible == TOP then
+      break
+    end
+    local h = is_hidden[raw[i]] and 1 or 0
+    visible = visible + 1 - h
+    top[#top + 1] = '[' .. cjson.encode(raw[i]) .. ',' .. math.floor(tonumber(raw[i + 1]) / WORD)
+      .. ',' .. h .. ']'
+  end
+  return '{"top":[' .. table.concat(top, ',') .. '],"distinct":'
+    .. redis.call('ZCOUNT', words_key, WORD, '+inf') .. ',"hidden_distinct":' .. hidden_distinct
+    .. ',"hidden_votes":' .. hidden_votes .. '}'
+end
+
+-- Adds DELTA votes to ENTRY; a new entry is first seen now.
+local function word_add(entry, delta)
+  if redis.call('ZSCORE', words_key, entry) then
+    redis.call('ZINCRBY', words_key, delta * WORD, entry)
+  else
+    redis.call('ZADD', words_key, WORD * (1 + delta) - 1 - redis.call('ZCARD', words_key), entry)
+  end
+end
+
+-- The entries of a ballot "e<entry>\n<entry>…" (normalised by the caller).
+local function entries_of(ballot)
+  local list = {}
+  for entry in string.gmatch(string.sub(ballot, 2), '[^\n]+') do
+    list[#list + 1] = entry
+  end
+  return list
+end
+
+-- Whether counting ENTRIES would pass the distinct-entries cap.
+local function overflows(entries)
+  local new = 0
+  for _, entry in ipairs(entries) do
+    if not redis.call('ZSCORE', words_key, entry) then
+      new = new + 1
+    end
+  end
+  return new > 0 and redis.call('ZCARD', words_key) + new > MAX_DISTINCT
 end
 
 -- The current count of each of the n options, in option order.
@@ -64,10 +147,12 @@ local function counts_of(n)
 end
 
 -- The compact change message; ids are [A-Za-z0-9_-], safe inside quotes.
+-- A word cloud's message adds its top entries ("cloud"), never the whole set.
 local function publish(created_at, version, closed, counts)
   redis.call(PUBLISH, channel, '{"id":"' .. id .. '","created_at":' .. created_at
     .. ',"version":' .. version .. ',"closed":' .. (closed and 'true' or 'false')
-    .. ',"counts":[' .. table.concat(counts, ',') .. ']}')
+    .. ',"counts":[' .. table.concat(counts, ',') .. ']'
+    .. (is_cloud() and (',"cloud":' .. cloud_json()) or '') .. '}')
 end
 
 -- The state every reply carries: created_at, version, closed, n, counts…
@@ -131,8 +216,8 @@ function ops.read()
   local reply = state_reply(p[1], version, closed, counts_of(redis.call('HLEN', votes_key)))
   if p[1] ~= ARGV[6] then
     local text = redis.call('HMGET', poll_key, 'question', 'options', 'vote_limit',
-      'max_choices', 'allow_change', 'results', 'closes_at', 'listed')
-    for i = 1, 8 do
+      'max_choices', 'allow_change', 'results', 'closes_at', 'listed', 'kind', 'kind_spec')
+    for i = 1, 10 do
       reply[#reply + 1] = text[i] or ''
     end
   end
@@ -142,20 +227,22 @@ end
 -- ARGV[6] question, [7] options (JSON array of labels), [8] vote_limit,
 -- [9] created_at (unix ms), [10] admin_token_sha256, [11] max_choices,
 -- [12] allow_change (0/1), [13] results, [14] closes_at (unix ms, '' for
--- none), [15] listed (0/1), [16..] initial counts.
+-- none), [15] listed (0/1), [16] kind, [17] kind_spec (JSON, the
+-- instances' to read), [18] scale_min, [19] max_entries, [20..] initial counts.
 function ops.create()
   if redis.call('EXISTS', poll_key) == 1 then
     return { 'err', 'exists' }
   end
   redis.call('HSET', poll_key, 'question', ARGV[6], 'options', ARGV[7], 'vote_limit', ARGV[8],
     'closed', '0', 'created_at', ARGV[9], 'admin_token_sha256', ARGV[10],
-    'max_choices', ARGV[11], 'allow_change', ARGV[12], 'results', ARGV[13], 'listed', ARGV[15])
+    'max_choices', ARGV[11], 'allow_change', ARGV[12], 'results', ARGV[13], 'listed', ARGV[15],
+    'kind', ARGV[16], 'kind_spec', ARGV[17], 'scale_min', ARGV[18], 'max_entries', ARGV[19])
   if ARGV[14] ~= '' then
     redis.call('HSET', poll_key, 'closes_at', ARGV[14])
   end
   local fields = {}
-  for i = 16, #ARGV do
-    fields[#fields + 1] = i - 16
+  for i = 20, #ARGV do
+    fields[#fields + 1] = i - 20
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', votes_key, unpack(fields))
@@ -170,7 +257,7 @@ end
 local function key_record(key_at, created_at)
   local stored = key_at > 0 and redis.call('GET', KEYS[key_at])
   if stored then
-    local first_created, choice = string.match(stored, '^(%d+),([%d+]+),')
+    local first_created, choice = string.match(stored, '^(%d+),([^,]+),')
     if first_created == created_at then
       return stored, choice
     end
@@ -187,6 +274,15 @@ local function remember_key(key_at, created_at, choice, version, counts, ttl)
   end
 end
 
+-- How a ballot is compared in an idempotency record: as it is, or a word
+-- cloud's by its SHA-1 (entries may hold commas; the record stays small).
+local function record_form(ballot)
+  if string.sub(ballot, 1, 1) == 'e' then
+    return 'h' .. redis.sha1hex(ballot)
+  end
+  return ballot
+end
+
 -- The reply to a batch on a closed poll: nothing counts, but a retry of a
 -- vote counted before the close replays its outcome ('=RECORD'); every
 -- other vote is 'poll_closed'.
@@ -197,30 +293,94 @@ local function closed_batch(created_at)
   for v = 1, tonumber(ARGV[9]) do
     local at = 7 + 3 * v
     local stored, first_choice = key_record(tonumber(ARGV[at + 2]), created_at)
-    reply[#reply + 1] = first_choice == ARGV[at] and ('=' .. stored) or 'poll_closed'
+    reply[#reply + 1] = first_choice == record_form(ARGV[at]) and ('=' .. stored) or 'poll_closed'
   end
   return reply
 end
 
+-- The count changes of BALLOT on a poll of KIND with N counts: a list of
+-- {field (1-based), delta}, and a word cloud's entries; or nil and the
+-- refusal. Ballots: "0+2" options, "v3" a scale value, "r2+0+1" a ranking
+-- (first to last), "e<entry>\n…" word-cloud entries. Ranking counts are
+-- points of each option, then first places (N = 2 × options).
+local function deltas_of(ballot, n, kind, max_choices, scale_min, max_entries)
+  local shape = string.sub(ballot, 1, 1)
+  local deltas = {}
+  if kind == 'scale' then
+    if shape ~= 'v' then
+      return nil, 'wrong_shape'
+    end
+    local index = (tonumber(string.sub(ballot, 2)) or -1) - scale_min + 1
+    if index < 1 or index > n then
+      return nil, 'bad_value'
+    end
+    return { { index, 1 } }
+  elseif kind == 'ranking' then
+    if shape ~= 'r' then
+      return nil, 'wrong_shape'
+    end
+    local m, seen, order = n / 2, {}, {}
+    for o in string.gmatch(string.sub(ballot, 2), '%d+') do
+      order[#order + 1] = tonumber(o)
+    end
+    if #order ~= m then
+      return nil, 'bad_ranking'
+    end
+    for rank, o in ipairs(order) do
+      if o >= m or seen[o] then
+        return nil, 'bad_ranking'
+      end
+      seen[o] = true
+      deltas[rank] = { o + 1, m - rank }
+    end
+    deltas[#deltas + 1] = { m + order[1] + 1, 1 }
+    return deltas
+  elseif kind == 'wordcloud' then
+    if shape ~= 'e' then
+      return nil, 'wrong_shape'
+    end
+    local entries = entries_of(ballot)
+    if #entries > max_entries then
+      return nil, 'bad_entries'
+    end
+    return { { 1, #entries } }, entries
+  end
+  if not string.match(shape, '%d') then
+    return nil, 'wrong_shape'
+  end
+  local chosen = options_of(ballot, n)
+  if not chosen then
+    return nil, 'option_not_found'
+  elseif #chosen > max_choices then
+    return nil, 'too_many_choices'
+  end
+  for i, index in ipairs(chosen) do
+    deltas[i] = { index, 1 }
+  end
+  return deltas
+end
+
 -- A batch of votes, counted in order as if each were its own call.
 -- ARGV[6] idempotency record TTL (seconds), ARGV[7] the created_at and
--- ARGV[8] the option count of the poll as the caller knows it (saves an
+-- ARGV[8] the count of counts of the poll as the caller knows it (saves an
 -- HLEN when they are still true), ARGV[9] number of votes, then three per
--- vote: choice ("0" or "0+2": distinct, ascending), voter id, index into
--- KEYS of its idempotency key (0: none).
+-- vote: ballot (see deltas_of; options distinct, ascending), voter id,
+-- index into KEYS of its idempotency key (0: none).
 --
 -- The reply is the state BEFORE the batch, then one status per vote:
 --   '+'           counted (the caller replays the counts forward),
---   '+CHOICE'     counted, replacing the voter's earlier CHOICE (allow_change),
---   '~'           the voter's choice already (allow_change): nothing changed,
+--   '+BALLOT'     counted, replacing the voter's earlier BALLOT (allow_change),
+--   '~'           the voter's ballot already (allow_change): nothing changed,
 --   '=RECORD'     replayed: the record of the key's first outcome,
 --   an error code refused (option_not_found, too_many_choices, already_voted,
---                 idempotency_key_reused).
--- An idempotency record is "created_at,choice,version,count0,count1,…": the
+--                 idempotency_key_reused, wrong_shape, bad_value, bad_ranking,
+--                 bad_entries, too_many_entries),
+-- then, for a word cloud, its top entries after the batch (cloud_json).
+-- An idempotency record is "created_at,ballot,version,count0,count1,…": the
 -- outcome of the vote without the poll's text. One publish per batch.
 function ops.vote()
   local p = redis.call('HMGET', poll_key, 'created_at', 'closed', 'vote_limit', 'touched_at',
-    'max_choices', 'allow_change', 'results', 'closes_at')
+    'max_choices', 'allow_change', 'results', 'closes_at', 'kind', 'scale_min', 'max_entries')
   local created_at = p[1]
   if not created_at then
     return { 'err', 'poll_not_found' }
@@ -231,6 +391,8 @@ function ops.vote()
   local one_per_voter = p[3] == 'one_per_voter'
   local max_choices = tonumber(p[5]) or 1
   local allow_change = one_per_voter and p[6] == '1'
+  local kind, scale_min, max_entries = p[9] or 'choice', tonumber(p[10]) or 0, tonumber(p[11]) or 0
+  cloud_poll = kind == 'wordcloud'
   -- Voters are remembered for the one-per-voter rule and for after_vote
   -- visibility; unlimited after_vote polls only remember that they voted.
   local record_voters = one_per_voter or p[7] == 'after_vote'
@@ -241,27 +403,39 @@ function ops.vote()
   local reply = state_reply(created_at, version, false, counts)
   local added = {}
   local counted, new_voters = 0, false
+  local function add(ballot, sign)
+    local deltas, entries = deltas_of(ballot, n, kind, max_choices, scale_min, max_entries)
+    for _, d in ipairs(deltas or {}) do
+      counts[d[1]] = counts[d[1]] + sign * d[2]
+      added[d[1]] = (added[d[1]] or 0) + sign * d[2]
+    end
+    for _, entry in ipairs(entries or {}) do
+      word_add(entry, sign)
+    end
+  end
   for v = 1, tonumber(ARGV[9]) do
     local at = 7 + 3 * v
     local choice, voter, key_at = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
-    local chosen = options_of(choice, n)
+    -- (A word cloud's second result is its entries, not a refusal.)
+    local deltas, refusal = deltas_of(choice, n, kind, max_choices, scale_min, max_entries)
     local status
-    if not chosen then
-      status = 'option_not_found'
-    elseif #chosen > max_choices then
-      status = 'too_many_choices'
+    if not deltas then
+      status = refusal
     else
       local stored, first_choice = key_record(key_at, created_at)
+      local form = record_form(choice)
       local previous
       if first_choice then
-        status = first_choice == choice and ('=' .. stored) or 'idempotency_key_reused'
+        status = first_choice == form and ('=' .. stored) or 'idempotency_key_reused'
+      elseif cloud_poll and overflows(entries_of(choice)) then
+        status = 'too_many_entries'
       elseif allow_change then
         previous = redis.call('HGET', voters_key, voter)
         if previous == choice then
           -- Nothing changes, but the key keeps this answer: the same key
           -- with another choice is then refused, not counted.
           status = '~'
-          remember_key(key_at, created_at, choice, version, counts, idem_ttl)
+          remember_key(key_at, created_at, form, version, counts, idem_ttl)
         else
           redis.call('HSET', voters_key, voter, choice)
           new_voters = true
@@ -275,18 +449,12 @@ function ops.vote()
         status = '+'
         if previous then
           status = '+' .. previous
-          for _, index in ipairs(options_of(previous, n) or {}) do
-            counts[index] = counts[index] - 1
-            added[index] = (added[index] or 0) - 1
-          end
+          add(previous, -1)
         end
-        for _, index in ipairs(chosen) do
-          counts[index] = counts[index] + 1
-          added[index] = (added[index] or 0) + 1
-        end
+        add(choice, 1)
         version = version + 1
         counted = counted + 1
-        remember_key(key_at, created_at, choice, version, counts, idem_ttl)
+        remember_key(key_at, created_at, form, version, counts, idem_ttl)
       end
     end
     reply[#reply + 1] = status
@@ -300,9 +468,15 @@ function ops.vote()
     -- INCRBY, not SET: a SET would drop the key's TTL.
     redis.call('INCRBY', version_key, counted)
     publish(created_at, version, false, counts)
-    if not touch(p[4]) and new_voters and ttl_ms > 0 then
-      -- The voters record may be new: it must not outlive the poll.
-      redis.call('PEXPIRE', voters_key, ttl_ms)
+    if not touch(p[4]) and ttl_ms > 0 then
+      -- The voters record or the words set may be new: neither may
+      -- outlive the poll.
+      if new_voters then
+        redis.call('PEXPIRE', voters_key, ttl_ms)
+      end
+      if cloud_poll then
+        redis.call('PEXPIRE', words_key, ttl_ms)
+      end
     end
   end
   return reply
@@ -406,13 +580,51 @@ function ops.delete()
   if redis.call('EXISTS', poll_key) == 0 then
     return { 'err', 'poll_not_found' }
   end
-  redis.call('DEL', poll_key, votes_key, version_key, voters_key)
+  redis.call('DEL', poll_key, votes_key, version_key, voters_key, words_key, hidden_key)
   redis.call(PUBLISH, channel, '{"deleted":true,"id":"' .. id .. '"}')
   return { 'ok' }
 end
+
+-- ARGV[6] a normalised entry, ARGV[7] '1' to hide it, '0' to show it.
+-- A change raises the version and publishes; a no-op changes nothing.
+function ops.hide()
+  local p = redis.call('HMGET', poll_key, 'created_at', 'kind', 'closed')
+  if not p[1] then
+    return { 'err', 'poll_not_found' }
+  elseif p[2] ~= 'wordcloud' then
+    return { 'err', 'not_wordcloud' }
+  end
+  local changed
+  if ARGV[7] == '1' then
+    if redis.call('SISMEMBER', hidden_key, ARGV[6]) == 0
+        and redis.call('SCARD', hidden_key) >= MAX_HIDDEN then
+      return { 'err', 'too_many_hidden' }
+    end
+    changed = redis.call('SADD', hidden_key, ARGV[6]) == 1
+  else
+    changed = redis.call('SREM', hidden_key, ARGV[6]) == 1
+  end
+  local closed = p[3] == '1'
+  local counts = counts_of(redis.call('HLEN', votes_key))
+  local version = tonumber(redis.call('GET', version_key)) or 0
+  if changed then
+    version = redis.call('INCR', version_key)
+    publish(p[1], version, closed, counts)
+    touch(nil)
+  end
+  return state_reply(p[1], version, closed, counts)
+end
+
+-- Operations whose reply ends with a word cloud's top entries (the state
+-- after the operation), so the caller renders without a second read.
+local ends_with_cloud = { read = true, vote = true, close = true, reopen = true, hide = true }
 
 local run = ops[op]
 if not run then
   return redis.error_reply('unknown operation')
 end
-return run()
+local reply = run()
+if reply[1] == 'ok' and ends_with_cloud[op] and is_cloud() then
+  reply[#reply + 1] = cloud_json()
+end
+return reply

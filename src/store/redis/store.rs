@@ -33,11 +33,13 @@ use crate::config::Config;
 use crate::event::EventId;
 use crate::metrics::{self, RedisFailure};
 use crate::poll::{
-    Choice, IdempotencyKey, PollId, PollSettings, PollText, Results, ResultsVisibility, VoteLimit,
-    VoterId,
+    Choice, Cloud, IdempotencyKey, Kind, PollId, PollSettings, PollText, Refusal, Results,
+    ResultsVisibility, VoteLimit, VoterId,
 };
 use crate::store::group_commit::{BatchVoter, GroupCommit};
-use crate::store::{CreatePoll, Reopened, Store, Topic, Unavailable, Vote, VoteError, VoterRecord};
+use crate::store::{
+    CreatePoll, Hidden, Reopened, Store, Topic, Unavailable, Vote, VoteError, VoterRecord,
+};
 
 /// The Redis key layout. Keys are only ever built from validated ids, and
 /// every key of one poll carries the hash tag `{ID}`.
@@ -75,6 +77,17 @@ impl Keys {
     /// polls), or a hash voter id → choice (`allow_change` polls).
     pub fn voters(&self, id: &PollId) -> String {
         format!("{}:voters", self.poll(id))
+    }
+
+    /// A word cloud's entries: a sorted set entry → votes × 8192 + (8191 −
+    /// first-seen sequence), so the top is read without reading the set.
+    pub fn words(&self, id: &PollId) -> String {
+        format!("{}:words", self.poll(id))
+    }
+
+    /// The entries a word cloud's host hides: a set.
+    pub fn hidden(&self, id: &PollId) -> String {
+        format!("{}:hidden", self.poll(id))
     }
 
     /// The record of a vote made with an idempotency key (TTL
@@ -254,7 +267,10 @@ impl RedisStore {
             ));
         };
         Ok(match self.core.text(&id, created_at) {
-            Some(text) => Change::Results(text.results(&id, version, msg.closed, &msg.counts)),
+            Some(text) => Change::Results(with_cloud(
+                text.results(&id, version, msg.closed, &msg.counts),
+                msg.cloud.map(Arc::new),
+            )),
             None => Change::Unknown(id),
         })
     }
@@ -286,6 +302,17 @@ struct ChangeMessage<'a> {
     closed: bool,
     #[serde(default)]
     counts: Vec<u64>,
+    /// A word cloud's top entries.
+    #[serde(default)]
+    cloud: Option<Cloud>,
+}
+
+/// Results with a word cloud's entries, when the reply carried them.
+fn with_cloud(results: Results, cloud: Option<Arc<Cloud>>) -> Results {
+    match cloud {
+        Some(cloud) => results.with_cloud(cloud),
+        None => results,
+    }
 }
 
 /// One message of a poll's channel, as the bus hands it on.
@@ -344,6 +371,8 @@ impl Core {
             .key(self.keys.votes(id))
             .key(self.keys.version(id))
             .key(self.keys.voters(id))
+            .key(self.keys.words(id))
+            .key(self.keys.hidden(id))
             .arg(op)
             .arg(id.as_str())
             .arg(self.keys.changes(id))
@@ -389,23 +418,23 @@ impl Core {
                 let vote_limit =
                     VoteLimit::parse(&fields.string()?).map_err(|e| Unavailable(e.0))?;
                 let settings = read_settings(&mut fields)?;
+                let kind = fields.string()?;
+                let kind = Kind::from_stored(&kind, &fields.string()?)
+                    .map_err(|e| Unavailable(format!("unreadable kind in Redis: {}", e.0)))?;
                 let text = Arc::new(PollText {
                     question,
                     labels,
                     vote_limit,
                     created_at_ms: state.created_at,
                     settings,
+                    kind,
                 });
                 self.texts.insert(id.clone(), Arc::clone(&text));
                 text
             }
         };
-        Ok(Some(text.results(
-            id,
-            state.version,
-            state.closed,
-            &state.counts,
-        )))
+        let results = text.results(id, state.version, state.closed, &state.counts);
+        Ok(Some(with_cloud(results, fields.cloud()?)))
     }
 
     /// The text of `id` at `created_at`: cached, or read once more.
@@ -512,6 +541,17 @@ impl Fields {
             .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
     }
 
+    /// A word cloud's top entries, which end the replies of a word cloud.
+    fn cloud(&mut self) -> Result<Option<Arc<Cloud>>, Unavailable> {
+        if self.0.as_slice().is_empty() {
+            return Ok(None);
+        }
+        let json = self.string()?;
+        serde_json::from_str(&json)
+            .map(|cloud| Some(Arc::new(cloud)))
+            .map_err(|e| Unavailable(format!("unreadable word cloud from the poll script: {e}")))
+    }
+
     pub(super) fn int(&mut self) -> Result<u64, Unavailable> {
         u64::from_redis_value(self.next()?)
             .map_err(|e| Unavailable(format!("unreadable reply from the poll script: {e}")))
@@ -527,7 +567,16 @@ fn vote_error(code: &str, text: Option<&PollText>) -> VoteError {
         "too_many_choices" => VoteError::TooManyChoices(text.map_or(1, |t| t.settings.max_choices)),
         "already_voted" => VoteError::AlreadyVoted,
         "idempotency_key_reused" => VoteError::IdempotencyKeyReused,
-        other => VoteError::Unavailable(Unavailable(format!("unexpected refusal {other:?}"))),
+        "too_many_entries" => VoteError::TooManyEntries,
+        other => match (Refusal::from_code(other), text) {
+            (Some(refusal), Some(t)) => {
+                VoteError::refused(refusal, &t.kind, t.labels.len(), t.settings.max_choices)
+            }
+            (Some(refusal), None) => VoteError::Invalid(refusal.code().replace('_', " ")),
+            (None, _) => {
+                VoteError::Unavailable(Unavailable(format!("unexpected refusal {other:?}")))
+            }
+        },
     }
 }
 
@@ -553,11 +602,13 @@ impl BatchVoter for Core {
         let mut call = self.invocation("vote", poll);
         call.arg(self.limits.idempotency_ttl.as_secs().max(1));
         match self.texts.get(poll) {
-            Some(text) => call.arg(text.created_at_ms).arg(text.labels.len()),
+            Some(text) => call
+                .arg(text.created_at_ms)
+                .arg(text.kind.count_fields(text.labels.len())),
             None => call.arg("").arg(0),
         };
         call.arg(votes.len());
-        let mut keyed = 4;
+        let mut keyed = 6;
         for vote in votes {
             call.arg(vote.choice.encode()).arg(vote.voter.as_str());
             match &vote.idempotency_key {
@@ -589,28 +640,48 @@ impl BatchVoter for Core {
             Err(e) => return all(e.into()),
         };
         let (mut version, mut counts) = (state.version, state.counts);
+        let statuses: Vec<Result<String, Unavailable>> =
+            votes.iter().map(|_| fields.string()).collect();
+        // A word cloud's entries are read once, after the batch: each vote
+        // keeps its own version and total, and shows the entries as the
+        // batch left them.
+        let cloud = match fields.cloud() {
+            Ok(cloud) => cloud,
+            Err(e) => return all(e.into()),
+        };
+        let render = |version, counts: &[u64], closed| {
+            with_cloud(text.results(poll, version, closed, counts), cloud.clone())
+        };
+        let shift = |counts: &mut Vec<u64>, choice: &Choice, sign: i64| {
+            let (kind, labels) = (&text.kind, text.labels.len());
+            let max_choices = text.settings.max_choices;
+            for (field, delta) in kind.deltas(choice, labels, max_choices).unwrap_or_default() {
+                if let Some(count) = counts.get_mut(field) {
+                    *count = count.saturating_add_signed(sign * delta);
+                }
+            }
+        };
         votes
             .iter()
-            .map(|vote| {
-                let status = fields.string()?;
+            .zip(statuses)
+            .map(|(vote, status)| {
+                let status = status?;
                 match status.as_bytes().first() {
                     Some(b'+') => {
                         if status.len() > 1 {
                             let previous = Choice::decode(&status[1..]).ok_or_else(|| {
                                 Unavailable(format!("unreadable choice {status:?}"))
                             })?;
-                            for &o in previous.options() {
-                                counts[o as usize] -= 1;
-                            }
+                            shift(&mut counts, &previous, -1);
                         }
-                        for &o in vote.choice.options() {
-                            counts[o as usize] += 1;
-                        }
+                        shift(&mut counts, &vote.choice, 1);
                         version += 1;
-                        Ok(text.results(poll, version, false, &counts))
+                        Ok(render(version, &counts, false))
                     }
-                    Some(b'~') => Ok(text.results(poll, version, false, &counts)),
-                    Some(b'=') => replayed(poll, &text, &status[1..]),
+                    Some(b'~') => Ok(render(version, &counts, false)),
+                    Some(b'=') => {
+                        replayed(poll, &text, &status[1..]).map(|r| with_cloud(r, cloud.clone()))
+                    }
                     _ => Err(vote_error(&status, Some(&text))),
                 }
             })
@@ -625,7 +696,8 @@ impl Store for RedisStore {
         let core = &self.core;
         let options = serde_json::to_string(&c.poll.options).expect("labels serialise");
         let mut counts = c.initial_counts.clone();
-        counts.resize(c.poll.options.len(), 0);
+        counts.resize(c.poll.count_fields(), 0);
+        let kind = &c.poll.kind;
         let settings = &c.poll.settings;
         let mut call = core.invocation("create", &c.id);
         call.arg(&c.poll.question)
@@ -643,15 +715,24 @@ impl Store for RedisStore {
                     .unwrap_or_default(),
             )
             .arg(u8::from(settings.listed))
+            .arg(kind.name().as_str())
+            .arg(kind.spec_json())
+            .arg(kind.scale_min())
+            .arg(kind.max_entries())
             .arg(&counts);
         if core.invoke(&call).await?.is_err() {
             return Ok(None);
         }
         let text = Arc::new(PollText::of(&c.poll, c.created_at_ms));
         core.texts.insert(c.id.clone(), Arc::clone(&text));
+        let created = text.results(&c.id, 0, false, &counts);
+        let created = match kind {
+            Kind::WordCloud { .. } => created.with_cloud(Arc::default()),
+            _ => created,
+        };
         if !settings.listed {
             // Reachable by its link only: never in the index strangers list.
-            return Ok(Some(text.results(&c.id, 0, false, &counts)));
+            return Ok(Some(created));
         }
         let index = redis::pipe()
             .cmd("ZADD")
@@ -671,7 +752,7 @@ impl Store for RedisStore {
             // 503 would make the client create a second one.
             tracing::warn!(poll = %c.id, error = %e, "created poll left out of the index");
         }
-        Ok(Some(text.results(&c.id, 0, false, &counts)))
+        Ok(Some(created))
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(poll = %id))]
@@ -749,10 +830,13 @@ impl Store for RedisStore {
             Err(_) => return Ok(None),
         };
         let state = State::read(&mut fields)?;
-        Ok(core
-            .text_of(id, state.created_at)
-            .await?
-            .map(|text| text.results(id, state.version, state.closed, &state.counts)))
+        let cloud = fields.cloud()?;
+        Ok(core.text_of(id, state.created_at).await?.map(|text| {
+            with_cloud(
+                text.results(id, state.version, state.closed, &state.counts),
+                cloud,
+            )
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]
@@ -768,8 +852,12 @@ impl Store for RedisStore {
             Err(_) => return Ok(Reopened::NotFound),
         };
         let state = State::read(&mut fields)?;
+        let cloud = fields.cloud()?;
         Ok(match core.text_of(id, state.created_at).await? {
-            Some(text) => Reopened::Open(text.results(id, state.version, false, &state.counts)),
+            Some(text) => Reopened::Open(with_cloud(
+                text.results(id, state.version, false, &state.counts),
+                cloud,
+            )),
             None => Reopened::NotFound,
         })
     }
@@ -829,10 +917,44 @@ impl Store for RedisStore {
             Err(_) => return Ok(None),
         };
         let state = State::read(&mut fields)?;
-        Ok(core
-            .text_of(id, state.created_at)
-            .await?
-            .map(|text| text.results(id, state.version, state.closed, &state.counts)))
+        let cloud = fields.cloud()?;
+        Ok(core.text_of(id, state.created_at).await?.map(|text| {
+            with_cloud(
+                text.results(id, state.version, state.closed, &state.counts),
+                cloud,
+            )
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(poll = %id))]
+    async fn set_hidden(
+        &self,
+        id: &PollId,
+        text: &str,
+        hidden: bool,
+    ) -> Result<Hidden, Unavailable> {
+        let core = &self.core;
+        let mut call = core.invocation("hide", id);
+        call.arg(text).arg(u8::from(hidden));
+        let mut fields = match core.invoke(&call).await? {
+            Ok(fields) => fields,
+            Err(code) => {
+                return Ok(match code.as_str() {
+                    "not_wordcloud" => Hidden::NotWordCloud,
+                    "too_many_hidden" => Hidden::TooMany,
+                    _ => Hidden::NotFound,
+                });
+            }
+        };
+        let state = State::read(&mut fields)?;
+        let cloud = fields.cloud()?;
+        Ok(match core.text_of(id, state.created_at).await? {
+            Some(text) => Hidden::Done(with_cloud(
+                text.results(id, state.version, state.closed, &state.counts),
+                cloud,
+            )),
+            None => Hidden::NotFound,
+        })
     }
 
     async fn ping(&self) -> Result<(), Unavailable> {

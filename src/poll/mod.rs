@@ -16,6 +16,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+pub mod kind;
+pub mod ranking;
+pub mod scale;
+pub mod wordcloud;
+
+pub use kind::{Kind, KindInput, KindName, Refusal};
+pub use scale::Scale;
+pub use wordcloud::Cloud;
+
 /// Longest question, in Unicode scalar values.
 pub const MAX_QUESTION_CHARS: usize = 300;
 /// Longest option label, in Unicode scalar values.
@@ -129,6 +138,8 @@ pub struct NewPoll {
     /// The richer rules (multi-choice, changes, visibility, deadline,
     /// listing); [`PollSettings::default`] is the plain poll.
     pub settings: PollSettings,
+    /// What the poll asks; with a scale, `options` holds its values.
+    pub kind: Kind,
 }
 
 impl NewPoll {
@@ -138,52 +149,96 @@ impl NewPoll {
         options: &[String],
         vote_limit: VoteLimit,
     ) -> Result<Self, Invalid> {
-        let question = question.trim();
-        let qlen = question.chars().count();
-        if qlen == 0 {
-            return Err(invalid("question must not be empty"));
-        }
-        if qlen > MAX_QUESTION_CHARS {
-            return Err(invalid(format!(
-                "question must be at most {MAX_QUESTION_CHARS} characters"
-            )));
-        }
+        let question = parse_question(question)?;
         if options.len() < MIN_OPTIONS || options.len() > MAX_OPTIONS {
             return Err(invalid(format!(
                 "a poll needs {MIN_OPTIONS} to {MAX_OPTIONS} options"
             )));
         }
-        let mut labels: Vec<String> = Vec::with_capacity(options.len());
-        for (i, raw) in options.iter().enumerate() {
-            let label = raw.trim();
-            let len = label.chars().count();
-            if len == 0 {
-                return Err(invalid(format!("option {i} must not be empty")));
-            }
-            if len > MAX_OPTION_CHARS {
-                return Err(invalid(format!(
-                    "option {i} must be at most {MAX_OPTION_CHARS} characters"
-                )));
-            }
-            if labels.iter().any(|l| l == label) {
-                return Err(invalid(format!("option {i} repeats an earlier option")));
-            }
-            labels.push(label.to_owned());
-        }
         Ok(Self {
-            question: question.to_owned(),
-            options: labels,
+            question,
+            options: parse_labels(options)?,
             vote_limit,
             settings: PollSettings::default(),
+            kind: Kind::Choice,
+        })
+    }
+
+    /// Validates a poll of any kind: the kind's own fields first, then the
+    /// options it takes (none for word clouds and scales).
+    pub fn parse_kind(
+        question: &str,
+        options: &[String],
+        vote_limit: VoteLimit,
+        kind: &KindInput,
+    ) -> Result<Self, Invalid> {
+        let kind = Kind::parse(kind, options.len())?;
+        if kind == Kind::Choice {
+            return Self::parse(question, options, vote_limit);
+        }
+        let question = parse_question(question)?;
+        let labels = parse_labels(options)?;
+        Ok(Self {
+            question,
+            options: kind.labels(&labels),
+            vote_limit,
+            settings: PollSettings::default(),
+            kind,
         })
     }
 
     /// Adds the optional rules of a create body, checked against this
     /// poll's options and vote limit and against the clock `now_ms`.
     pub fn with_settings(mut self, input: &SettingsInput, now_ms: u64) -> Result<Self, Invalid> {
-        self.settings = PollSettings::parse(input, self.options.len(), self.vote_limit, now_ms)?;
+        if self.kind != Kind::Choice && input.max_choices.is_some_and(|m| m != 1) {
+            return Err(invalid("max_choices is only for kind \"choice\""));
+        }
+        let options = self.options.len().max(1);
+        self.settings = PollSettings::parse(input, options, self.vote_limit, now_ms)?;
         Ok(self)
     }
+
+    /// How many counts the store keeps for this poll.
+    pub fn count_fields(&self) -> usize {
+        self.kind.count_fields(self.options.len())
+    }
+}
+
+/// A question: trimmed, 1–300 characters.
+fn parse_question(question: &str) -> Result<String, Invalid> {
+    let question = question.trim();
+    let qlen = question.chars().count();
+    if qlen == 0 {
+        return Err(invalid("question must not be empty"));
+    }
+    if qlen > MAX_QUESTION_CHARS {
+        return Err(invalid(format!(
+            "question must be at most {MAX_QUESTION_CHARS} characters"
+        )));
+    }
+    Ok(question.to_owned())
+}
+
+/// Option labels: each trimmed, 1–100 characters, distinct.
+fn parse_labels(options: &[String]) -> Result<Vec<String>, Invalid> {
+    let mut labels: Vec<String> = Vec::with_capacity(options.len());
+    for (i, raw) in options.iter().enumerate() {
+        let label = raw.trim();
+        let len = label.chars().count();
+        if len == 0 {
+            return Err(invalid(format!("option {i} must not be empty")));
+        }
+        if len > MAX_OPTION_CHARS {
+            return Err(invalid(format!(
+                "option {i} must be at most {MAX_OPTION_CHARS} characters"
+            )));
+        }
+        if labels.iter().any(|l| l == label) {
+            return Err(invalid(format!("option {i} repeats an earlier option")));
+        }
+        labels.push(label.to_owned());
+    }
+    Ok(labels)
 }
 
 /// Who may see a poll's counts while it runs.
@@ -341,15 +396,30 @@ pub fn format_rfc3339(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-/// What one vote chooses: distinct option indexes, kept sorted, so the same
-/// choice always has the same form (and the same idempotency record).
+/// What one vote says, in the shape of its poll's kind. Options are kept
+/// sorted, so the same choice always has the same form (and the same
+/// idempotency record); a ranking keeps its order; word-cloud entries are
+/// normalised.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Choice(Vec<u32>);
+pub struct Choice(Ballot);
+
+/// The shapes a vote takes, one per kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ballot {
+    /// `{"option":N}` / `{"options":[…]}`: distinct, ascending.
+    Options(Vec<u32>),
+    /// `{"value":N}` on a scale.
+    Value(u32),
+    /// `{"ranking":[…]}`: option indexes, first to last.
+    Ranking(Vec<u32>),
+    /// `{"entries":[…]}`: normalised, distinct.
+    Entries(Vec<String>),
+}
 
 impl Choice {
     /// A single-option vote (`{"option":N}`).
     pub fn one(option: u32) -> Self {
-        Self(vec![option])
+        Self(Ballot::Options(vec![option]))
     }
 
     /// The options of `{"options":[…]}`: 1 to [`MAX_OPTIONS`] distinct
@@ -369,32 +439,94 @@ impl Choice {
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(invalid("options must not repeat an option"));
         }
-        Ok(Self(sorted))
+        Ok(Self(Ballot::Options(sorted)))
     }
 
-    /// The chosen indexes, ascending.
-    pub fn options(&self) -> &[u32] {
+    /// A scale vote (`{"value":N}`); the store checks the poll's bounds.
+    pub fn value(value: u32) -> Self {
+        Self(Ballot::Value(value))
+    }
+
+    /// A ranking vote (`{"ranking":[…]}`): no option twice, at most
+    /// [`ranking::MAX_OPTIONS`]; the store checks it is every option.
+    pub fn ranking(order: &[u32]) -> Result<Self, Invalid> {
+        if order.len() > ranking::MAX_OPTIONS {
+            return Err(invalid(format!(
+                "ranking must list at most {} options",
+                ranking::MAX_OPTIONS
+            )));
+        }
+        let mut sorted = order.to_vec();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("ranking must not list an option twice"));
+        }
+        Ok(Self(Ballot::Ranking(order.to_vec())))
+    }
+
+    /// A word-cloud vote (`{"entries":[…]}`), each entry normalised.
+    pub fn entries(raw: &[String]) -> Result<Self, Invalid> {
+        wordcloud::normalise_all(raw).map(|e| Self(Ballot::Entries(e)))
+    }
+
+    /// The vote's shape and content.
+    pub fn ballot(&self) -> &Ballot {
         &self.0
     }
 
+    /// The chosen option indexes (ascending), or a ranking's order; empty
+    /// for a value or entries.
+    pub fn options(&self) -> &[u32] {
+        match &self.0 {
+            Ballot::Options(o) | Ballot::Ranking(o) => o,
+            _ => &[],
+        }
+    }
+
+    /// The normalised entries of a word-cloud vote (else empty).
+    pub fn entry_texts(&self) -> &[String] {
+        match &self.0 {
+            Ballot::Entries(e) => e,
+            _ => &[],
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Ballot::Options(o) | Ballot::Ranking(o) => o.len(),
+            Ballot::Value(_) => 1,
+            Ballot::Entries(e) => e.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
-    /// The choice as stored in Redis: indexes joined by `+` (`0+2`).
+    /// The choice as stored in Redis: options joined by `+` (`0+2`), a
+    /// value `v3`, a ranking `r2+0+1`, entries `e` then the entries joined
+    /// by a line feed (normalised entries hold no line break).
     pub fn encode(&self) -> String {
-        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
-        parts.join("+")
+        let join = |o: &[u32]| o.iter().map(u32::to_string).collect::<Vec<_>>().join("+");
+        match &self.0 {
+            Ballot::Options(o) => join(o),
+            Ballot::Value(v) => format!("v{v}"),
+            Ballot::Ranking(o) => format!("r{}", join(o)),
+            Ballot::Entries(e) => format!("e{}", e.join("\n")),
+        }
     }
 
     /// Reads [`Self::encode`]'s form back.
     pub fn decode(text: &str) -> Option<Self> {
-        let options: Option<Vec<u32>> = text.split('+').map(|p| p.parse().ok()).collect();
-        Self::parse(&options?).ok()
+        let list = |t: &str| -> Option<Vec<u32>> { t.split('+').map(|p| p.parse().ok()).collect() };
+        match text.as_bytes().first()? {
+            b'v' => text[1..].parse().ok().map(Self::value),
+            b'r' => Self::ranking(&list(&text[1..])?).ok(),
+            b'e' => Some(Self(Ballot::Entries(
+                text[1..].split('\n').map(str::to_owned).collect(),
+            ))),
+            _ => Self::parse(&list(text)?).ok(),
+        }
     }
 }
 
@@ -499,6 +631,7 @@ pub struct PollText {
     /// Unix milliseconds; tells apart two polls that had the same id.
     pub created_at_ms: u64,
     pub settings: PollSettings,
+    pub kind: Kind,
 }
 
 impl PollText {
@@ -510,10 +643,12 @@ impl PollText {
             vote_limit: poll.vote_limit,
             created_at_ms,
             settings: poll.settings,
+            kind: poll.kind.clone(),
         }
     }
 
-    /// The results of this poll at one state.
+    /// The results of this poll at one state. A word cloud's entries come
+    /// with [`Results::with_cloud`].
     pub fn results(&self, id: &PollId, version: u64, closed: bool, counts: &[u64]) -> Results {
         let mut results = Results::new(
             id,
@@ -525,6 +660,43 @@ impl PollText {
             counts,
         );
         results.set_settings(&self.settings);
+        results.kind = self.kind.name();
+        match &self.kind {
+            Kind::Choice => {}
+            Kind::Scale(s) => {
+                for option in &mut results.options {
+                    option.id += s.min;
+                }
+                let stats = scale::stats(s.min, counts);
+                let stat =
+                    |m: Option<f64>| Some(Box::new(m.map_or(serde_json::Value::Null, Into::into)));
+                results.mean = stat(stats.map(|(m, _)| m));
+                results.median = stat(stats.map(|(_, m)| m));
+                results.scale = Some(Box::new(s.clone()));
+            }
+            Kind::Ranking => {
+                let n = self.labels.len();
+                let at = |i: usize| counts.get(i).copied().unwrap_or(0);
+                let points: Vec<u64> = (0..n).map(at).collect();
+                results.options = ranking::order_by_points(&points)
+                    .into_iter()
+                    .map(|i| OptionResult {
+                        id: i as u32,
+                        label: self.labels[i].clone(),
+                        votes: Some(points[i]),
+                        points: Some(points[i]),
+                        first: Some(at(n + i)),
+                    })
+                    .collect();
+                results.total = Some((n..2 * n).map(at).sum());
+            }
+            Kind::WordCloud { max_entries } => {
+                results.max_entries = u8::try_from(*max_entries).ok();
+                results.total = Some(counts.first().copied().unwrap_or(0));
+                results.entries = Some(Vec::new());
+                results.distinct = Some(0);
+            }
+        }
         results
     }
 }
@@ -537,8 +709,27 @@ pub struct OptionResult {
     pub id: u32,
     #[schema(min_length = 1, max_length = 100)]
     pub label: String,
-    /// `null` while the results are hidden from this client.
+    /// `null` while the results are hidden from this client. A ranking's
+    /// option carries its points here.
     pub votes: Option<u64>,
+    /// Ranking only: Borda points (n−1 for each first place … 0 for last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<u64>,
+    /// Ranking only: how many ranked this option first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u64>,
+}
+
+/// One word-cloud entry in the results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EntryResult {
+    /// The normalised entry.
+    #[schema(min_length = 1, max_length = 30)]
+    pub text: String,
+    pub votes: u64,
+    /// Hidden by the host: only the host's results carry it (as `true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 /// The results object: what every transport sends and every page shows.
@@ -559,7 +750,9 @@ pub struct Results {
     /// The sum of every option's votes (a multi-choice vote adds one per
     /// chosen option); `null` while the results are hidden from this client.
     pub total: Option<u64>,
-    #[schema(min_items = 2, max_items = 20)]
+    /// The options (a scale's values, a ranking's by points; none for a word
+    /// cloud).
+    #[schema(max_items = 20)]
     pub options: Vec<OptionResult>,
     /// Most options one vote may choose.
     #[schema(minimum = 1, maximum = 20)]
@@ -576,6 +769,41 @@ pub struct Results {
     /// True when the counts are withheld from this client: `total` and
     /// every option's `votes` are then `null`.
     pub results_hidden: bool,
+    /// What the poll asks (default `choice`).
+    #[serde(default)]
+    pub kind: KindName,
+    /// Word cloud: entries one vote may carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3)]
+    pub max_entries: Option<u8>,
+    /// Word cloud: the 50 most voted entries (ties: first seen first);
+    /// empty while the results are hidden from this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
+    pub entries: Option<Vec<EntryResult>>,
+    /// Word cloud: how many distinct entries have votes (absent while the
+    /// results are hidden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<u32>,
+    /// Scale: its bounds and end labels. (Boxed, like the fields below, so
+    /// the results of a choice poll stay small where they are moved.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Scale>)]
+    pub scale: Option<Box<Scale>>,
+    /// Scale: the mean value, `null` with no votes (or hidden results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub mean: Option<Box<serde_json::Value>>,
+    /// Scale: the median value (the mean of the two middle ones for an even
+    /// count), `null` with no votes (or hidden results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub median: Option<Box<serde_json::Value>>,
+    /// Word cloud: what the store read, hidden entries included, so the
+    /// public view can be derived; never serialised.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub cloud: Option<Arc<Cloud>>,
 }
 
 impl Results {
@@ -597,6 +825,8 @@ impl Results {
                 id: i as u32,
                 label: label.clone(),
                 votes: Some(votes),
+                points: None,
+                first: None,
             })
             .collect();
         Self {
@@ -613,7 +843,58 @@ impl Results {
             closes_at: None,
             listed: false,
             results_hidden: false,
+            kind: KindName::Choice,
+            max_entries: None,
+            entries: None,
+            distinct: None,
+            scale: None,
+            mean: None,
+            median: None,
+            cloud: None,
         }
+    }
+
+    /// Adds a word cloud's entries as its host sees them (hidden ones
+    /// marked); [`Self::public`] derives everyone else's view.
+    pub fn with_cloud(mut self, cloud: Arc<Cloud>) -> Self {
+        self.entries = Some(
+            cloud
+                .entries(true)
+                .map(|(text, votes, hidden)| EntryResult {
+                    text: text.to_owned(),
+                    votes,
+                    hidden,
+                })
+                .collect(),
+        );
+        self.distinct = Some(clamp_u32(cloud.distinct));
+        self.cloud = Some(cloud);
+        self
+    }
+
+    /// The results as everyone but the host sees them: a word cloud's
+    /// hidden entries left out of the entries, `distinct` and `total` (the
+    /// top fills up from the next visible ones). Other kinds: unchanged.
+    pub fn public(&self) -> Self {
+        let mut public = self.clone();
+        let Some(cloud) = public.cloud.take() else {
+            return public;
+        };
+        if let Some(entries) = &mut public.entries {
+            *entries = cloud
+                .entries(false)
+                .map(|(text, votes, _)| EntryResult {
+                    text: text.to_owned(),
+                    votes,
+                    hidden: false,
+                })
+                .collect();
+        }
+        public.distinct = Some(clamp_u32(
+            cloud.distinct.saturating_sub(cloud.hidden_distinct),
+        ));
+        public.total = public.total.map(|t| t.saturating_sub(cloud.hidden_votes));
+        public
     }
 
     /// Carries a poll's rules into its results.
@@ -632,6 +913,19 @@ impl Results {
         hidden.total = None;
         for option in &mut hidden.options {
             option.votes = None;
+            option.points = None;
+            option.first = None;
+        }
+        // A ranking's order would tell the standings: creation order.
+        hidden.options.sort_by_key(|o| o.id);
+        if hidden.entries.is_some() {
+            hidden.entries = Some(Vec::new());
+            hidden.distinct = None;
+            hidden.cloud = None;
+        }
+        if hidden.mean.is_some() {
+            hidden.mean = Some(Box::new(serde_json::Value::Null));
+            hidden.median = Some(Box::new(serde_json::Value::Null));
         }
         hidden.results_hidden = true;
         hidden
@@ -648,6 +942,12 @@ impl Results {
     }
 }
 
+/// A count that fits `u32` by the store's bounds (at most 5,000 distinct
+/// entries), saturating rather than wrapping if it ever did not.
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Results serialised once and shared by every follower of an instance:
 /// fan-out copies an `Arc`, never re-encodes JSON per client.
 #[derive(Debug)]
@@ -660,6 +960,8 @@ pub struct Snapshot {
     /// The same version with the counts withheld, rendered once (on first
     /// need) and shared by every follower who may not see counts.
     hidden: OnceLock<Arc<Snapshot>>,
+    /// A word cloud's view for everyone but the host, rendered once.
+    public: OnceLock<Arc<Snapshot>>,
 }
 
 impl Snapshot {
@@ -672,6 +974,7 @@ impl Snapshot {
             sse_event: OnceLock::new(),
             json_body: OnceLock::new(),
             hidden: OnceLock::new(),
+            public: OnceLock::new(),
         })
     }
 
@@ -683,6 +986,18 @@ impl Snapshot {
         Arc::clone(
             self.hidden
                 .get_or_init(|| Snapshot::new(self.results.hidden())),
+        )
+    }
+
+    /// Everyone's view but the host's: this one, or (a word cloud with
+    /// hidden entries) the one without them, rendered once.
+    pub fn public_view(self: &Arc<Self>) -> Arc<Snapshot> {
+        if self.results.cloud.is_none() {
+            return Arc::clone(self);
+        }
+        Arc::clone(
+            self.public
+                .get_or_init(|| Snapshot::new(self.results.public())),
         )
     }
 

@@ -11,6 +11,7 @@ mod create_rate;
 mod cross_site;
 mod disconnects;
 mod errors;
+mod event_props;
 mod events;
 mod follower_cap;
 mod hardening;

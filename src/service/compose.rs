@@ -22,6 +22,9 @@ use crate::store::{ChangeFeed, Store};
 
 /// Pause before reading again when the store did not answer.
 const RETRY: Duration = Duration::from_millis(250);
+/// Longest gap between two renewals of the event's life while its current
+/// question is voted on (far below any sensible `TALLY_POLL_TTL`).
+const TOUCH_EVERY: Duration = Duration::from_secs(600);
 
 pub(super) struct Composer {
     pub id: EventId,
@@ -79,6 +82,7 @@ impl Composer {
         let mut event = self.follow_event().await;
         let mut question: Option<Follower> = None;
         let mut deck: Option<Arc<DeckJson>> = None;
+        let mut touched = tokio::time::Instant::now();
         loop {
             let record = match event.latest() {
                 Some(EventChange::Record(record)) => record,
@@ -112,8 +116,14 @@ impl Composer {
             self.offer(&record, question.as_mut(), deck_json);
             tokio::select! {
                 next = event.next() => if next.is_none() { return },
-                next = next_results(question.as_mut()) => if next.is_none() {
-                    question = None;
+                next = next_results(question.as_mut()) => {
+                    if next.is_none() {
+                        question = None;
+                    } else if touched.elapsed() >= TOUCH_EVERY {
+                        // Votes keep the event alive as long as its questions.
+                        touched = tokio::time::Instant::now();
+                        let _ = self.store.touch_event(&self.id).await;
+                    }
                 },
             }
         }

@@ -110,6 +110,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// version, when already so).
     async fn set_results_shown(&self, id: &EventId, shown: bool) -> Result<Cas, Unavailable>;
 
+    /// Renews the life of the event and its code (`TALLY_POLL_TTL` from
+    /// now): a vote on a question keeps its event alive.
+    async fn touch_event(&self, id: &EventId) -> Result<(), Unavailable>;
+
     /// Deletes the event record and its code, and tells followers; `false`
     /// when unknown. Its questions are deleted by the caller.
     async fn delete_event(&self, id: &EventId) -> Result<bool, Unavailable>;

@@ -232,6 +232,15 @@ impl EventStore for MemoryStore {
         Ok(Cas::Done(s.record.version))
     }
 
+    async fn touch_event(&self, id: &EventId) -> Result<(), Unavailable> {
+        let now = Instant::now();
+        let expires = self.expiry(now);
+        if let Some(s) = self.events().live(id, now) {
+            s.expires = expires;
+        }
+        Ok(())
+    }
+
     async fn delete_event(&self, id: &EventId) -> Result<bool, Unavailable> {
         let mut events = self.events();
         if events.live(id, Instant::now()).is_none() {

@@ -181,7 +181,12 @@ async fn the_presenter_is_driven_by_its_keys() {
         .await
         .expect("qr");
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
-    assert!(qr.text().await.expect("svg").contains("<svg"));
+    let svg = qr.bytes().await.expect("svg");
+    assert_eq!(
+        crate::languages::decode_qr(&svg),
+        app.url(&format!("/j/{code}")),
+        "the QR code leads to the join link"
+    );
 
     let page = driver.page().await;
     page.viewport(1920, 1080, 1.0, false).await;

@@ -140,7 +140,7 @@ async fn accept_language_and_the_switch_choose_the_language() {
 }
 
 /// Renders `svg` to PNG (`rsvg-convert`) and decodes it (`zbarimg`).
-fn decode_qr(svg: &[u8]) -> String {
+pub fn decode_qr(svg: &[u8]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let (svg_path, png_path) = (dir.path().join("qr.svg"), dir.path().join("qr.png"));
     std::fs::write(&svg_path, svg).expect("write svg");

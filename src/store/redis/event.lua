@@ -215,6 +215,16 @@ function ops.edit()
   return { 'ok', version }
 end
 
+-- Renews the event's keys; {'ok', code} (the caller renews the code's key).
+function ops.touch()
+  local code = redis.call('HGET', ev, 'code')
+  if not code then
+    return { 'err', 'not_found' }
+  end
+  touch()
+  return { 'ok', code }
+end
+
 -- ARGV[5] '1' to show the current question's counts, '0' to hide them.
 function ops.results()
   local e = redis.call('HMGET', ev, 'version', 'results_shown')

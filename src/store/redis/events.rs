@@ -38,6 +38,18 @@ impl Core {
         }
     }
 
+    /// The code lives in a slot of its own: kept alive as long as the
+    /// event (a failure here only shortens its life, never breaks it).
+    async fn renew_code(&self, code: &JoinCode) {
+        if self.ttl_ms() > 0 {
+            let expire = redis::cmd("PEXPIRE")
+                .arg(self.keys.join_code(code))
+                .arg(self.ttl_ms())
+                .to_owned();
+            let _ = self.query::<()>(&expire).await;
+        }
+    }
+
     fn ttl_ms(&self) -> u64 {
         self.limits.poll_ttl.as_millis() as u64
     }
@@ -168,16 +180,8 @@ impl EventStore for RedisStore {
         let current = f.string()?;
         let code = f.string()?;
         let dirty = ids(&mut f)?;
-        // The code lives in a slot of its own: keep it alive as long as
-        // the event (a failure here only shortens its life, never breaks it).
-        if core.ttl_ms() > 0
-            && let Ok(code) = JoinCode::parse(&code)
-        {
-            let expire = redis::cmd("PEXPIRE")
-                .arg(core.keys.join_code(&code))
-                .arg(core.ttl_ms())
-                .to_owned();
-            let _ = core.query::<()>(&expire).await;
+        if let Ok(code) = JoinCode::parse(&code) {
+            core.renew_code(&code).await;
         }
         Ok(MoveStart::Started {
             generation,
@@ -231,6 +235,17 @@ impl EventStore for RedisStore {
         let mut call = core.event_call("results", id);
         call.arg(if shown { "1" } else { "0" });
         cas(core.event_invoke(&call).await?)
+    }
+
+    async fn touch_event(&self, id: &EventId) -> Result<(), Unavailable> {
+        let core = &self.core;
+        let Ok(mut f) = core.event_invoke(&core.event_call("touch", id)).await? else {
+            return Ok(());
+        };
+        if let Ok(code) = JoinCode::parse(&f.string()?) {
+            core.renew_code(&code).await;
+        }
+        Ok(())
     }
 
     async fn delete_event(&self, id: &EventId) -> Result<bool, Unavailable> {

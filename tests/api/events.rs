@@ -596,3 +596,28 @@ async fn deleting_an_event_removes_it_its_code_and_its_questions(backend: Backen
         assert!(!left, "the event's keys are gone");
     }
 }
+
+/// Failed join-code look-ups are limited per client (`TALLY_JOIN_RATE`);
+/// successful ones do not count, and a limited client learns nothing more,
+/// not even about a code that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_join_codes_are_limited_per_client_and_successes_are_free() {
+    let app = spawn_app_with(&Backend::Memory, |c| c.join_rate = 5).await;
+    let (event, _) = create_event(&app, 1).await;
+    let code = event["code"].as_str().unwrap().to_owned();
+    let wrong = if code == "999999" { "999998" } else { "999999" };
+    for _ in 0..10 {
+        let res = app.get(&format!("/api/join/{code}")).await;
+        assert_eq!(res.status(), 200, "successes are not counted");
+    }
+    for i in 0..5 {
+        let res = app.get(&format!("/api/join/{wrong}")).await;
+        assert_eq!(res.status(), 404, "failure {i} within the allowance");
+    }
+    let res = app.get(&format!("/api/join/{wrong}")).await;
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_error(res, 429, "rate_limited").await;
+    let res = app.get(&format!("/api/join/{code}")).await;
+    assert_error(res, 429, "rate_limited").await;
+}

@@ -280,19 +280,26 @@ pub async fn join_code(
     params(("id" = String, Path)), security(("admin_token" = [])),
     responses(
         (status = 200, description = "The state after the move"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 422, description = "`validation_failed`: to out of range or of the wrong type, an unknown step, both or neither", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
     ))]
 pub async fn move_event(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     caller: Caller,
-    JsonBody(body): JsonBody<MoveBody>,
+    body: Result<JsonBody<MoveBody>, Error>,
 ) -> Result<Response, Error> {
-    let mv = body.parse().map_err(|e| Error::Validation(e.0));
     // An unknown event is 404 and a missing token 401 before a bad body.
-    app.service.is_event_admin(&id, caller.token()).await?;
-    app.service.move_event(&id, caller.token(), mv?).await?;
+    app.service.authorize_event(&id, caller.token()).await?;
+    let mv = body?.0.parse().map_err(|e| Error::Validation(e.0))?;
+    app.service.move_event(&id, caller.token(), mv).await?;
     admin_state(&app, &id).await
 }
 
@@ -300,14 +307,26 @@ pub async fn move_event(
 #[utoipa::path(post, path = "/api/events/{id}/results", tag = "events",
     params(("id" = String, Path)), security(("admin_token" = [])),
     request_body(content = ShownBody, content_type = "application/json"),
-    responses((status = 200, description = "The state"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The state"),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn results(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     caller: Caller,
-    JsonBody(body): JsonBody<ShownBody>,
+    body: Result<JsonBody<ShownBody>, Error>,
 ) -> Result<Response, Error> {
+    app.service.authorize_event(&id, caller.token()).await?;
+    let JsonBody(body) = body?;
     app.service
         .set_results_shown(&id, caller.token(), body.shown)
         .await?;
@@ -318,15 +337,26 @@ pub async fn results(
 #[utoipa::path(post, path = "/api/events/{id}/voting", tag = "events",
     params(("id" = String, Path)), security(("admin_token" = [])),
     request_body(content = VotingBody, content_type = "application/json"),
-    responses((status = 200, description = "The state"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "in the lobby", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The state"),
+        (status = 422, description = "`validation_failed` (also: the event is in the lobby)", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn voting(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     caller: Caller,
-    JsonBody(body): JsonBody<VotingBody>,
+    body: Result<JsonBody<VotingBody>, Error>,
 ) -> Result<Response, Error> {
+    app.service.authorize_event(&id, caller.token()).await?;
+    let JsonBody(body) = body?;
     app.service
         .set_voting(&id, caller.token(), body.open)
         .await?;
@@ -337,17 +367,26 @@ pub async fn voting(
 #[utoipa::path(post, path = "/api/events/{id}/questions", tag = "events",
     params(("id" = String, Path)), security(("admin_token" = [])),
     request_body(content = CreateBody, content_type = "application/json"),
-    responses((status = 200, description = "The state"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The state"),
+        (status = 422, description = "`validation_failed` (also: the deck is full)", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn append(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     caller: Caller,
-    JsonBody(body): JsonBody<CreateBody>,
+    body: Result<JsonBody<CreateBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.is_event_admin(&id, caller.token()).await?;
-    let poll = parse_question(None, &body);
+    app.service.authorize_event(&id, caller.token()).await?;
+    let poll = parse_question(None, &body?.0);
     app.service
         .append_question(&id, caller.token(), poll?)
         .await?;
@@ -360,19 +399,28 @@ pub async fn append(
 #[utoipa::path(put, path = "/api/events/{id}/questions/{qid}", tag = "events",
     params(("id" = String, Path), ("qid" = String, Path)), security(("admin_token" = [])),
     request_body(content = CreateBody, content_type = "application/json"),
-    responses((status = 200, description = "The state"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses(
+        (status = 200, description = "The state"),
         (status = 409, description = "`has_votes`", body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn edit(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     QuestionPath(qid): QuestionPath,
     caller: Caller,
-    JsonBody(body): JsonBody<CreateBody>,
+    body: Result<JsonBody<CreateBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.is_event_admin(&id, caller.token()).await?;
-    let poll = parse_question(None, &body);
+    app.service.authorize_event(&id, caller.token()).await?;
+    let poll = parse_question(None, &body?.0);
     app.service
         .edit_question(&id, caller.token(), &qid, poll?)
         .await?;
@@ -400,16 +448,26 @@ pub async fn delete_question(
 #[utoipa::path(put, path = "/api/events/{id}/order", tag = "events",
     params(("id" = String, Path)), security(("admin_token" = [])),
     request_body(content = OrderBody, content_type = "application/json"),
-    responses((status = 200, description = "The state"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "not a permutation of the deck", body = ErrorBody)))]
+    responses(
+        (status = 200, description = "The state"),
+        (status = 422, description = "`validation_failed`: not every question of the deck exactly once", body = ErrorBody),
+        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
+        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u32))),
+    ))]
 pub async fn order(
     State(app): State<AppState>,
     EventPath(id): EventPath,
     caller: Caller,
-    JsonBody(body): JsonBody<OrderBody>,
+    body: Result<JsonBody<OrderBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.is_event_admin(&id, caller.token()).await?;
+    app.service.authorize_event(&id, caller.token()).await?;
+    let JsonBody(body) = body?;
     let order = body
         .questions
         .iter()

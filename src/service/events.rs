@@ -188,7 +188,7 @@ impl Service {
 
     /// Checks the event's admin token: unknown event first, then missing,
     /// then wrong.
-    async fn authorize_event(&self, id: &EventId, token: Option<&str>) -> Result<(), Error> {
+    pub async fn authorize_event(&self, id: &EventId, token: Option<&str>) -> Result<(), Error> {
         let stored = self
             .store
             .event_token_sha256(id)

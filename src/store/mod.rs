@@ -8,8 +8,6 @@
 pub mod events;
 pub mod group_commit;
 pub mod memory;
-mod memory_cloud;
-pub mod memory_events;
 pub mod redis;
 
 use async_trait::async_trait;

@@ -8,14 +8,18 @@
 //! Polls idle for `TALLY_POLL_TTL` are gone, as on Redis: a lookup treats
 //! an expired poll as absent (and drops it), and creates sweep the rest.
 
+mod cloud;
+pub mod events;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::memory_cloud::CloudState;
-use super::memory_events::Events;
+use cloud::CloudState;
+use events::Events;
+
 use super::{CreatePoll, Hidden, Reopened, Store, Unavailable, Vote, VoteError, VoterRecord};
 use crate::event::EventId;
 use crate::poll::{
@@ -180,8 +184,8 @@ impl Polls {
 /// The in-memory backend; nothing persists past the process.
 pub struct MemoryStore {
     polls: Mutex<Polls>,
-    /// Events and join codes (see [`super::memory_events`]).
-    pub(super) events: Mutex<Events>,
+    /// Events and join codes (see [`events`]).
+    events: Mutex<Events>,
     /// Idle life of a poll; `None` keeps polls forever.
     poll_ttl: Option<Duration>,
     idempotency_ttl: Duration,
@@ -214,7 +218,7 @@ impl MemoryStore {
     }
 
     /// When something touched now expires (`None`: never).
-    pub(super) fn expiry(&self, now: Instant) -> Option<Instant> {
+    fn expiry(&self, now: Instant) -> Option<Instant> {
         self.poll_ttl.map(|ttl| now + ttl)
     }
 

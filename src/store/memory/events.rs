@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::Unavailable;
-use super::events::{Cas, CreateEvent, DeckEdit, EventStore, MoveStart};
-use super::memory::MemoryStore;
+use super::MemoryStore;
 use crate::event::{EventId, EventRecord, JoinCode};
 use crate::poll::PollId;
+use crate::store::Unavailable;
+use crate::store::events::{Cas, CreateEvent, DeckEdit, EventStore, MoveStart};
 
 /// One event as kept in memory.
 struct Stored {

@@ -142,8 +142,8 @@ fn etag_of(state: &EventSnapshot, counts: bool) -> String {
 
 /// The state as the host sees it (every admin route answers with it).
 async fn admin_state(app: &AppState, id: &EventId) -> Result<Response, Error> {
-    let (state, counts) = app.service.event_state(id, true, None).await?;
-    Ok(state_response(&state, counts))
+    let state = app.service.fresh_event_state(id).await?;
+    Ok(state_response(&state, true))
 }
 
 async fn is_admin(app: &AppState, id: &EventId, caller: &Caller) -> Result<bool, Error> {
@@ -189,7 +189,7 @@ pub async fn create(
     app.create_limiter
         .check(app.create_limiter.client_ip(peer, &headers))?;
     let (record, token) = app.service.create_event(&body.title, questions).await?;
-    let (state, _) = app.service.event_state(&record.id, true, None).await?;
+    let state = app.service.fresh_event_state(&record.id).await?;
     let state_json: serde_json::Value =
         serde_json::from_slice(&state.json(true)).expect("state is JSON");
     Ok((

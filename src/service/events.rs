@@ -151,20 +151,50 @@ impl Service {
         self.store.get_event(id).await?.ok_or(Error::EventNotFound)
     }
 
-    /// The event's whole state for one caller, read from the store (a
-    /// GET; followers get theirs from the composer instead), and whether
-    /// this caller sees the current question's counts.
+    /// The event's whole state for one caller, and whether this caller
+    /// sees the current question's counts. While the event has followers
+    /// here, their composer keeps its state current and a GET costs no
+    /// store read; otherwise the event and its question are read.
     pub async fn event_state(
         &self,
         id: &EventId,
         admin: bool,
         voter: Option<&crate::poll::VoterId>,
     ) -> Result<(Arc<EventSnapshot>, bool), Error> {
-        let record = self.get_event(id).await?;
-        let now = match &record.current {
-            Some(q) => self.store.get(q).await?.map(Snapshot::new),
-            None => None,
+        self.state_for(id, admin, voter, true).await
+    }
+
+    /// The state right after a change this caller made (an admin route's
+    /// answer): always read, since the composer may not have caught up yet.
+    pub async fn fresh_event_state(&self, id: &EventId) -> Result<Arc<EventSnapshot>, Error> {
+        Ok(self.state_for(id, true, None, false).await?.0)
+    }
+
+    async fn state_for(
+        &self,
+        id: &EventId,
+        admin: bool,
+        voter: Option<&crate::poll::VoterId>,
+        composed_ok: bool,
+    ) -> Result<(Arc<EventSnapshot>, bool), Error> {
+        let live = composed_ok && self.feed.as_ref().is_none_or(|f| f.is_live());
+        let composed = match self.rooms.current(id) {
+            Some(EventUpdate::State(state)) if live => Some(state),
+            _ => None,
         };
+        let state = match composed {
+            Some(state) => state,
+            None => {
+                let record = self.get_event(id).await?;
+                let now = match &record.current {
+                    Some(q) => self.store.get(q).await?.map(Snapshot::new),
+                    None => None,
+                };
+                let deck = DeckJson::new(&record);
+                EventSnapshot::new(Arc::new(record), now, deck)
+            }
+        };
+        let now = state.now.clone();
         let voted = match (&now, voter) {
             (Some(s), Some(voter)) if crate::visibility::depends_on_vote(&s.results) => {
                 let q = PollId::parse(&s.results.id).map_err(|_| Error::PollNotFound)?;
@@ -172,8 +202,6 @@ impl Service {
             }
             _ => false,
         };
-        let deck = DeckJson::new(&record);
-        let state = EventSnapshot::new(Arc::new(record), now, deck);
         let counts = state.shows_counts(admin, voted);
         Ok((state, counts))
     }

@@ -30,6 +30,175 @@
     return text;
   }
 
+  // ---- Question kinds: drawing and input, shared with event.js. ----
+
+  const NUMBERS = new Intl.NumberFormat(LANG === "en" ? "en-US" : LANG);
+
+  function votesText(n) {
+    if (typeof n !== "number") return t("hidden_count");
+    return t(n === 1 ? "vote_one" : "vote_many", { n: NUMBERS.format(n) });
+  }
+
+  const Kinds = {
+    // A new element with its class and text (text only ever as text).
+    el: function (tag, className, text) {
+      const e = document.createElement(tag);
+      if (className) e.className = className;
+      if (text !== undefined) e.textContent = text;
+      return e;
+    },
+
+    // Fills `list` with `items`, or with one line saying there is nothing yet.
+    fill: function (list, items, emptyClass) {
+      if (items.length === 0) items = [Kinds.el("li", emptyClass, t("cloud_empty"))];
+      list.replaceChildren.apply(list, items);
+    },
+
+    // A word cloud: its entries as words sized 1–5 by votes against the
+    // most voted (classes: the CSP forbids style attributes), or a line
+    // saying there are none yet. Hidden entries (the host's view) are marked.
+    drawCloud: function (list, entries) {
+      const top = Array.isArray(entries) ? entries : [];
+      const most = Math.max.apply(null, [1].concat(top.map(function (e) { return e.votes; })));
+      Kinds.fill(list, top.map(function (entry) {
+        const li = Kinds.el("li", "word size-" + (1 + Math.floor((entry.votes * 4) / most)) + (entry.hidden ? " word-hidden" : ""));
+        li.dataset.votes = String(entry.votes);
+        li.append(entry.text, " ", Kinds.el("span", "sr-only", votesText(entry.votes)));
+        return li;
+      }), "cloud-empty muted");
+    },
+
+    // What a bar is a share of: all points given for a ranking, else the total.
+    barBase: function (results) {
+      if (results.kind !== "ranking") return results.total;
+      return results.options.reduce(function (sum, o) { return sum + (typeof o.points === "number" ? o.points : 0); }, 0);
+    },
+
+    // An option's count as shown: a ranking's points, else votes.
+    countText: function (results, n) {
+      if (typeof n !== "number" || results.kind !== "ranking") return votesText(n);
+      return t(n === 1 ? "points_one" : "points_many", { n: NUMBERS.format(n) });
+    },
+
+    firstText: function (option) {
+      return typeof option.first === "number" ? t("first_places", { n: NUMBERS.format(option.first) }) : "";
+    },
+
+    // A scale's mean or median: one decimal, a dash without votes.
+    statText: function (v) {
+      return typeof v === "number" ? v.toFixed(1) : "–";
+    },
+
+    // Moves the rows into the order of `options` (a ranking's, by points),
+    // touching nothing when they are in it already.
+    sortRows: function (list, options, rowOf) {
+      if (!list) return;
+      const rows = options.map(function (o) { return rowOf(o.id); }).filter(Boolean);
+      const now = Array.from(list.children).filter(function (r) { return rows.indexOf(r) >= 0; });
+      if (rows.every(function (r, i) { return now[i] === r; })) return;
+      rows.forEach(function (r) { list.appendChild(r); });
+    },
+
+    // A ranking input: each item ([data-rank-option], its text in
+    // .rank-name) gets its place, move-up and move-down buttons, and can
+    // be dragged. Moves are announced politely; the no-JS place fields
+    // follow, so the form still says the same order.
+    enhanceRanking: function (list) {
+      let off = false;
+      let dragged = null;
+      const status = Kinds.el("p", "sr-only");
+      status.setAttribute("aria-live", "polite");
+      list.after(status);
+      items().forEach(function (li) {
+        const place = Kinds.el("span", "rank-place");
+        place.setAttribute("aria-hidden", "true");
+        li.insertBefore(place, li.firstChild);
+        const moves = Kinds.el("span", "rank-moves");
+        [["up", "↑", "rank_move_up"], ["down", "↓", "rank_move_down"]].forEach(function (m) {
+          const b = Kinds.el("button", "icon-button rank-move", m[1]);
+          b.type = "button";
+          b.dataset.rankMove = m[0];
+          b.setAttribute("aria-label", t(m[2], { label: nameOf(li) }));
+          moves.appendChild(b);
+        });
+        li.appendChild(moves);
+      });
+      list.addEventListener("click", function (event) {
+        const b = event.target.closest("[data-rank-move]");
+        if (!b || off) return;
+        event.preventDefault();
+        const li = b.closest("[data-rank-option]");
+        const up = b.dataset.rankMove === "up";
+        const other = up ? li.previousElementSibling : li.nextElementSibling;
+        if (!other) return;
+        if (up) list.insertBefore(li, other);
+        else list.insertBefore(other, li);
+        renumber();
+        // Focus stays on the button pressed, or its pair at an end.
+        (b.disabled ? li.querySelector("[data-rank-move]:not(:disabled)") : b).focus();
+        announce(li);
+      });
+      list.addEventListener("dragstart", function (event) {
+        const li = event.target.closest && event.target.closest("[data-rank-option]");
+        if (!li || off) return;
+        dragged = li;
+        li.classList.add("dragging");
+        event.dataTransfer.effectAllowed = "move";
+        event.dataTransfer.setData("text/plain", li.dataset.rankOption);
+      });
+      list.addEventListener("dragover", function (event) {
+        if (!dragged) return;
+        event.preventDefault();
+        const over = event.target.closest && event.target.closest("[data-rank-option]");
+        if (!over || over === dragged) return;
+        const box = over.getBoundingClientRect();
+        list.insertBefore(dragged, event.clientY > box.top + box.height / 2 ? over.nextElementSibling : over);
+        renumber();
+      });
+      list.addEventListener("drop", function (event) {
+        if (dragged) event.preventDefault();
+      });
+      list.addEventListener("dragend", function () {
+        if (!dragged) return;
+        const li = dragged;
+        dragged = null;
+        li.classList.remove("dragging");
+        renumber();
+        announce(li);
+      });
+      renumber();
+
+      function items() {
+        return Array.from(list.querySelectorAll("[data-rank-option]"));
+      }
+      function nameOf(li) {
+        const name = li.querySelector(".rank-name");
+        return name ? name.textContent.trim() : "";
+      }
+      function renumber() {
+        const all = items();
+        all.forEach(function (li, i) {
+          li.querySelector(".rank-place").textContent = String(i + 1);
+          li.draggable = !off;
+          const select = li.querySelector("select");
+          if (select) select.value = String(i + 1);
+          li.querySelector("[data-rank-move=up]").disabled = off || i === 0;
+          li.querySelector("[data-rank-move=down]").disabled = off || i === all.length - 1;
+        });
+      }
+      function announce(li) {
+        const all = items();
+        status.textContent = t("rank_moved", { label: nameOf(li), n: all.indexOf(li) + 1, total: all.length });
+      }
+      return {
+        order: function () { return items().map(function (li) { return Number(li.dataset.rankOption); }); },
+        label: function () { return items().map(nameOf).join(" > "); },
+        enable: function (on) { off = !on; renumber(); },
+      };
+    },
+  };
+  window.tallyKinds = Kinds;
+
   document.querySelectorAll("[data-lang-switch]").forEach(enhanceLangSwitch);
   document.querySelectorAll("[data-local-time]").forEach(enhanceLocalTime);
   const createForm = document.querySelector("[data-create-form]");
@@ -50,6 +219,20 @@
     const addButton = form.querySelector("[data-add-option]");
     const MIN = 2;
     const MAX = 20;
+
+    // The kind picker shows the fields of the kind picked (all of them
+    // without the script; the server reads only the picked kind's).
+    function showKind() {
+      const picked = form.querySelector("[data-kind-pick]:checked");
+      const kind = picked ? picked.value : "choice";
+      form.querySelectorAll("[data-kind-only]").forEach(function (el) {
+        el.hidden = el.dataset.kindOnly.split(" ").indexOf(kind) < 0;
+      });
+    }
+    form.addEventListener("change", function (event) {
+      if (event.target.matches("[data-kind-pick]")) showKind();
+    });
+    showKind();
 
     function rows() {
       return Array.from(list.querySelectorAll("[data-option-row]"));
@@ -214,6 +397,73 @@
       }, function () { /* the next change will try again */ });
     }
     root.addEventListener("tally:deleted", function () { ended(); });
+    const entryList = root.querySelector("[data-entry-list]");
+    if (entryList) enhanceHostEntries();
+
+    // A word cloud's entries as the host sees them (hidden ones too), each
+    // with a hide or show button; read with the token after every change.
+    function enhanceHostEntries() {
+      let reading = null;
+      let again = false;
+      root.addEventListener("tally:results", readEntries);
+      tokenInput.addEventListener("change", readEntries);
+      readEntries();
+      entryList.addEventListener("click", function (event) {
+        const b = event.target.closest("[data-entry-toggle]");
+        if (!b) return;
+        const hide = b.dataset.hide === "true";
+        const text = b.dataset.text;
+        const request = authorised(hide ? "POST" : "DELETE");
+        request.headers["Content-Type"] = "application/json";
+        request.body = JSON.stringify({ text: text });
+        b.setAttribute("aria-busy", "true");
+        fetch(base + "/hidden", request).then(function (res) {
+          b.removeAttribute("aria-busy");
+          if (!res.ok) return refused(res);
+          return res.json().then(function (host) {
+            drawEntries(host);
+            say(t(hide ? "done_hidden" : "done_shown", { text: text }), "ok");
+          });
+        }, function () {
+          b.removeAttribute("aria-busy");
+          say(t("notice_network"), "warn");
+        });
+      });
+
+      function readEntries() {
+        if (!token()) return;
+        if (reading) {
+          again = true;
+          return;
+        }
+        reading = fetch(base, authorised("GET")).then(function (res) {
+          return res.ok ? res.json().then(drawEntries) : null;
+        }, function () { /* the next change tries again */ }).finally(function () {
+          reading = null;
+          if (again) {
+            again = false;
+            setTimeout(readEntries, 300);
+          }
+        });
+      }
+
+      function drawEntries(host) {
+        if (!host || !Array.isArray(host.entries)) return;
+        Kinds.fill(entryList, host.entries.map(function (entry) {
+          const li = Kinds.el("li", "entry-row" + (entry.hidden ? " is-hidden" : ""));
+          li.append(Kinds.el("span", "entry-text", entry.text), Kinds.el("span", "entry-votes muted", votesText(entry.votes)));
+          if (entry.hidden) li.appendChild(Kinds.el("span", "badge", t("entry_hidden")));
+          const b = Kinds.el("button", "button secondary small-button", t(entry.hidden ? "entry_show" : "entry_hide"));
+          b.type = "button";
+          b.dataset.entryToggle = "";
+          b.dataset.text = entry.text;
+          b.dataset.hide = entry.hidden ? "false" : "true";
+          b.setAttribute("aria-label", t(entry.hidden ? "entry_show_label" : "entry_hide_label", { text: entry.text }));
+          li.appendChild(b);
+          return li;
+        }), "muted");
+      }
+    }
 
     function say(text, kind) {
       const p = document.createElement("p");
@@ -324,7 +574,6 @@
   function followPoll(root) {
     const id = root.dataset.poll;
     const base = "/api/polls/" + encodeURIComponent(id);
-    const numbers = new Intl.NumberFormat(LANG === "en" ? "en-US" : LANG);
     const FALLBACK = { ws: "sse", sse: "longpoll" };
     const POLL_EVERY_MS = 2000;
     const LONGPOLL_SECS = 25;
@@ -334,6 +583,7 @@
     let version = results.version;
     let deleted = false;
     const view = findElements(root);
+    const ranking = view.ranking ? Kinds.enhanceRanking(view.ranking) : null;
 
     // Following: one live connection at a time. `generation` retires the
     // callbacks of a connection that was replaced.
@@ -373,8 +623,9 @@
           bar: row.querySelector("[role=meter]"),
           fill: row.querySelector("[data-fill]"),
           mine: row.querySelector("[data-mine]"),
-          button: row.querySelector("button[name=option], input[data-pick]"),
+          button: row.querySelector("button[name=option], button[name=value], input[data-pick]"),
           label: row.querySelector(".result-label"),
+          first: row.querySelector("[data-first]"),
         });
       });
       return {
@@ -387,28 +638,36 @@
         version: root.querySelector("[data-version]"),
         transport: root.querySelector("[data-transport-used]"),
         conn: root.querySelector("[data-conn]"),
+        list: root.querySelector("ol.results"),
+        cloud: root.querySelector("[data-cloud]"),
+        entries: Array.from(root.querySelectorAll("[data-entry]")),
+        mean: root.querySelector("[data-mean]"),
+        median: root.querySelector("[data-median]"),
+        ranking: root.querySelector("[data-ranking]"),
       };
     }
 
-    function votesText(n) {
-      if (typeof n !== "number") return t("hidden_count");
-      return t(n === 1 ? "vote_one" : "vote_many", { n: numbers.format(n) });
-    }
-
     function render() {
-      const total = results.total;
+      const base = Kinds.barBase(results);
       results.options.forEach(function (option) {
         const el = view.rows.get(option.id);
         if (!el) return;
-        const share = total > 0 && typeof option.votes === "number" ? (option.votes * 100) / total : 0;
+        const share = base > 0 && typeof option.votes === "number" ? (option.votes * 100) / base : 0;
         const shareText = share.toFixed(1);
-        el.votes.textContent = votesText(option.votes);
+        el.votes.textContent = Kinds.countText(results, option.votes);
+        if (el.first) el.first.textContent = Kinds.firstText(option);
         el.percent.textContent = shareText + "%";
         el.fill.style.width = share + "%";
         el.bar.setAttribute("aria-valuenow", shareText);
-        el.bar.setAttribute("aria-valuetext", votesText(option.votes) + ", " + shareText + "%");
+        el.bar.setAttribute("aria-valuetext", Kinds.countText(results, option.votes) + ", " + shareText + "%");
       });
-      view.total.textContent = votesText(total);
+      if (results.kind === "ranking") {
+        Kinds.sortRows(view.list, results.options, function (o) { return view.rows.has(o) ? view.rows.get(o).row : null; });
+      }
+      if (view.cloud) Kinds.drawCloud(view.cloud, results.entries);
+      if (view.mean) view.mean.textContent = Kinds.statText(results.mean);
+      if (view.median) view.median.textContent = Kinds.statText(results.median);
+      view.total.textContent = votesText(results.total);
       if (view.version) view.version.textContent = String(version);
       showHidden();
       if (results.closed) showClosed();
@@ -459,6 +718,8 @@
     function disableVoting() {
       view.rows.forEach(function (el) { if (el.button) el.button.disabled = true; });
       if (view.send) view.send.disabled = true;
+      view.entries.forEach(function (input) { input.disabled = true; });
+      if (ranking) ranking.enable(false);
     }
 
     // A reopened poll takes votes again.
@@ -468,6 +729,8 @@
       view.badge.classList.add("open");
       view.rows.forEach(function (el) { if (el.button) el.button.disabled = false; });
       if (view.send) view.send.disabled = false;
+      view.entries.forEach(function (input) { input.disabled = false; });
+      if (ranking) ranking.enable(true);
       limitPicks();
       view.notices.replaceChildren();
     }
@@ -796,31 +1059,50 @@
       return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
     }
 
-    // One vote button ({"option":N}), or "send" with the ticked boxes of
-    // a multi-choice poll ({"options":[…]}).
+    // One vote button ({"option":N}; a scale's {"value":N}), or "send":
+    // the ticked boxes of a multi-choice poll ({"options":[…]}), the words
+    // of a word cloud ({"entries":[…]}), the order of a ranking
+    // ({"ranking":[…]}).
     function onVoteSubmit(event) {
       const button = event.submitter;
       // Without the submitter, let the form post itself (the fallback).
-      if (!button || (button.name !== "option" && !button.hasAttribute("data-send-vote"))) return;
+      if (!button || (button.name !== "option" && button.name !== "value" && !button.hasAttribute("data-send-vote"))) return;
       event.preventDefault();
       if (button.getAttribute("aria-busy") === "true" || deleted) return;
-      const multi = button.hasAttribute("data-send-vote");
-      const option = multi ? picked() : [Number(button.value)];
-      if (option.length === 0) return notice(t("choose_one_first"), "warn");
-      if (option.length > maxChoices()) return notice(t("too_many_choices", { n: maxChoices() }), "warn");
+      const ballot = ballotOf(button);
+      if (!ballot) return;
       const key = randomKey();
       button.setAttribute("aria-busy", "true");
       if (socket && socket.readyState === WebSocket.OPEN) {
         const timer = setTimeout(function () { resendOverHttp(key); }, VOTE_ACK_MS);
-        pendingWs.set(key, { option: option, timer: timer });
-        socket.send(JSON.stringify(Object.assign({ type: "vote", request_id: key }, voteBody(option))));
+        pendingWs.set(key, { ballot: ballot, timer: timer });
+        socket.send(JSON.stringify(Object.assign({ type: "vote", request_id: key }, ballot.body)));
       } else {
-        voteOverHttp(key, option, 0);
+        voteOverHttp(key, ballot, 0);
       }
     }
 
-    function voteBody(choice) {
-      return maxChoices() > 1 ? { options: choice } : { option: choice[0] };
+    // The vote `button` sends, with what the notice names and the options
+    // it marks as the visitor's; null (after saying why) when there is none.
+    function ballotOf(button) {
+      const sep = LANG === "en" ? ", " : "、";
+      if (results.kind === "wordcloud") {
+        const entries = view.entries.map(function (i) { return i.value.trim(); }).filter(Boolean);
+        if (entries.length === 0) return notice(t("cloud_entry_first"), "warn");
+        return { body: { entries: entries }, label: entries.join(sep), button: button, choice: null };
+      }
+      if (results.kind === "ranking" && ranking) {
+        return { body: { ranking: ranking.order() }, label: ranking.label(), button: button, choice: null };
+      }
+      if (button.name === "value") {
+        const value = Number(button.value);
+        return { body: { value: value }, label: String(value), button: button, choice: [value] };
+      }
+      const option = button.hasAttribute("data-send-vote") ? picked() : [Number(button.value)];
+      if (option.length === 0) return notice(t("choose_one_first"), "warn");
+      if (option.length > maxChoices()) return notice(t("too_many_choices", { n: maxChoices() }), "warn");
+      const body = maxChoices() > 1 ? { options: option } : { option: option[0] };
+      return { body: body, label: labelOf(option), button: button, choice: option };
     }
 
     function wsVoteAnswered(key, error) {
@@ -828,8 +1110,8 @@
       if (!pending) return;
       pendingWs.delete(key);
       clearTimeout(pending.timer);
-      if (error) voteRefused(pending.option, error.code, error.message);
-      else voteCounted(pending.option);
+      if (error) voteRefused(pending.ballot, error.code, error.message);
+      else voteCounted(pending.ballot);
     }
 
     // The answer may never come over a socket that closed; the same key
@@ -839,45 +1121,41 @@
       if (!pending) return;
       pendingWs.delete(key);
       clearTimeout(pending.timer);
-      voteOverHttp(key, pending.option, 0);
+      voteOverHttp(key, pending.ballot, 0);
     }
 
     function resendPendingOverHttp() {
       Array.from(pendingWs.keys()).forEach(resendOverHttp);
     }
 
-    function voteOverHttp(key, option, attempt) {
+    function voteOverHttp(key, ballot, attempt) {
       const retry = function () {
-        if (attempt >= 5) return voteRefused(option, "network", t("notice_network"));
-        setTimeout(function () { voteOverHttp(key, option, attempt + 1); }, backoff(attempt));
+        if (attempt >= 5) return voteRefused(ballot, "network", t("notice_network"));
+        setTimeout(function () { voteOverHttp(key, ballot, attempt + 1); }, backoff(attempt));
       };
       fetch(base + "/votes", {
         method: "POST",
         headers: { "Content-Type": "application/json", "Idempotency-Key": key },
-        body: JSON.stringify(voteBody(option)),
+        body: JSON.stringify(ballot.body),
         credentials: "same-origin",
         cache: "no-store",
       }).then(function (res) {
         if (res.ok) {
           return res.json().then(function (body) {
             show(body.results);
-            voteCounted(option);
+            voteCounted(ballot);
           });
         }
         if (res.status === 503 || res.status === 429) return retry();
         return res.json().catch(function () { return {}; }).then(function (body) {
           const err = (body && body.error) || {};
-          voteRefused(option, err.code || "error", err.message || t("notice_refused"));
+          voteRefused(ballot, err.code || "error", err.message || t("notice_refused"));
         });
       }, retry);
     }
 
-    function done(choice) {
-      choice.forEach(function (option) {
-        const el = view.rows.get(option);
-        if (el) el.button.removeAttribute("aria-busy");
-      });
-      if (view.send) view.send.removeAttribute("aria-busy");
+    function done(ballot) {
+      ballot.button.removeAttribute("aria-busy");
     }
 
     function labelOf(choice) {
@@ -887,21 +1165,27 @@
       }).join(LANG === "en" ? ", " : "、");
     }
 
-    function voteCounted(option) {
+    function voteCounted(ballot) {
       const wasHidden = results.results_hidden;
-      done(option);
-      remember(option);
-      markChoice(option);
+      done(ballot);
+      if (ballot.choice) {
+        remember(ballot.choice);
+        markChoice(ballot.choice);
+      }
+      if (results.kind === "wordcloud") view.entries.forEach(function (input) { input.value = ""; });
       changeOffered(true);
-      notice(t("notice_voted_for", { label: labelOf(option) }), "ok");
+      notice(t("notice_voted_for", { label: ballot.label }), "ok");
       // A stream opened before the vote was told to hide the counts;
       // a new one is told this visitor has voted.
       if (wasHidden && results.results === "after_vote") connect();
     }
 
-    function voteRefused(option, code, message) {
-      done(option);
+    function voteRefused(ballot, code, message) {
+      done(ballot);
       switch (code) {
+        case "too_many_entries":
+          notice(t("notice_too_many_entries"), "warn");
+          break;
         case "already_voted":
           notice(t("notice_already_voted"), "warn");
           break;

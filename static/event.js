@@ -56,10 +56,21 @@
     send: root.querySelector("[data-send-vote]"),
     conn: root.querySelector("[data-conn]"),
     transport: root.querySelector("[data-transport-used]"),
+    cloud: root.querySelector("[data-cloud]"),
+    stats: root.querySelector("[data-scale-stats]"),
+    mean: root.querySelector("[data-mean]"),
+    median: root.querySelector("[data-median]"),
+    minLabel: root.querySelector("[data-min-label]"),
+    maxLabel: root.querySelector("[data-max-label]"),
+    kindInput: root.querySelector("[data-kind-input]"),
   };
+  // Drawing and input of the question kinds, shared with app.js.
+  const K = window.tallyKinds;
   // The question the option rows were built for.
   let shownQuestion = null;
   const rows = new Map();
+  // The ranking input of the question on screen (audience), if it is one.
+  let ranking = null;
 
   function token() {
     return tokenInput ? tokenInput.value.trim() : hashToken;
@@ -158,19 +169,22 @@
     if (shownQuestion !== now.id) buildRows(now);
     const counts = countsShown(now);
     const total = counts ? now.total : null;
+    const base = counts ? K.barBase(now) : 0;
     now.options.forEach(function (option) {
       const el = rows.get(option.id);
       if (!el) return;
       const votes = counts ? option.votes : null;
-      const share = total > 0 && typeof votes === "number" ? (votes * 100) / total : 0;
+      const share = base > 0 && typeof votes === "number" ? (votes * 100) / base : 0;
       const shareText = share.toFixed(1);
-      el.votes.textContent = votesText(votes);
+      el.votes.textContent = K.countText(now, votes);
+      if (el.first) el.first.textContent = counts ? K.firstText(option) : "";
       el.percent.textContent = shareText + "%";
       el.fill.style.width = share + "%";
       el.bar.setAttribute("aria-valuenow", shareText);
-      el.bar.setAttribute("aria-valuetext", votesText(votes) + ", " + shareText + "%");
+      el.bar.setAttribute("aria-valuetext", K.countText(now, votes) + ", " + shareText + "%");
       if (el.button) el.button.disabled = now.closed;
     });
+    renderKind(now, counts);
     if (view.options) view.options.classList.toggle("results-hidden", !counts);
     if (view.total) view.total.textContent = votesText(total);
     if (view.hiddenNote) {
@@ -191,9 +205,74 @@
       view.chooseUpTo.hidden = !(now.max_choices > 1);
       view.chooseUpTo.textContent = t("choose_up_to", { n: now.max_choices });
     }
-    if (view.sendRow) view.sendRow.hidden = !(now.max_choices > 1);
+    if (view.sendRow) view.sendRow.hidden = !(now.max_choices > 1 || now.kind === "wordcloud" || now.kind === "ranking");
     if (view.send) view.send.disabled = now.closed;
     limitPicks();
+  }
+
+  // What a kind adds to the rows: a ranking's order by points, a word
+  // cloud, a scale's mean and median; the inputs follow open and closed.
+  function renderKind(now, counts) {
+    if (now.kind === "ranking") {
+      K.sortRows(view.options, now.options, function (o) { return rows.has(o) ? rows.get(o).row : null; });
+    }
+    if (view.cloud) {
+      view.cloud.hidden = now.kind !== "wordcloud";
+      if (now.kind !== "wordcloud" || !counts) view.cloud.replaceChildren();
+      else K.drawCloud(view.cloud, now.entries);
+    }
+    if (view.stats) {
+      view.stats.hidden = now.kind !== "scale";
+      const scale = now.scale || {};
+      if (view.mean) view.mean.textContent = K.statText(counts ? now.mean : null);
+      if (view.median) view.median.textContent = K.statText(counts ? now.median : null);
+      if (view.minLabel) view.minLabel.textContent = scale.min_label || "";
+      if (view.maxLabel) view.maxLabel.textContent = scale.max_label || "";
+    }
+    if (view.kindInput) {
+      view.kindInput.querySelectorAll("[data-entry]").forEach(function (input) { input.disabled = now.closed; });
+    }
+    if (ranking) ranking.enable(!now.closed);
+  }
+
+  // The audience's input of a word cloud (its entry fields) or a ranking
+  // (the options to put in order), built with the rows; "send" follows it.
+  function buildKindInput(now) {
+    ranking = null;
+    if (!view.kindInput) return;
+    view.kindInput.replaceChildren();
+    if (page !== "audience") return;
+    if (now.kind === "wordcloud") {
+      const fields = K.el("div", "entry-fields");
+      for (let i = 0; i < (now.max_entries || 1); i++) {
+        const label = K.el("label");
+        const input = K.el("input");
+        input.type = "text";
+        input.name = "entry";
+        input.maxLength = 60;
+        input.autocomplete = "off";
+        input.setAttribute("data-entry", "");
+        label.append(t("cloud_entry"), " ", input);
+        fields.appendChild(label);
+      }
+      view.kindInput.appendChild(fields);
+    } else if (now.kind === "ranking") {
+      const hint = K.el("p", "small muted", t("rank_hint"));
+      hint.id = "ev-rank-hint";
+      const list = K.el("ol", "ranking-form");
+      list.setAttribute("data-ranking", "");
+      list.setAttribute("aria-describedby", hint.id);
+      now.options.forEach(function (option) {
+        const li = K.el("li", "rank-item");
+        li.dataset.rankOption = String(option.id);
+        li.appendChild(K.el("span", "rank-name", option.label));
+        list.appendChild(li);
+      });
+      view.kindInput.append(hint, list);
+      ranking = K.enhanceRanking(list);
+    }
+    // "Send" right under a word cloud's fields or a ranking, else under the options.
+    if (view.sendRow) view.form.insertBefore(view.sendRow, now.kind === "wordcloud" || now.kind === "ranking" ? view.options : null);
   }
 
   // The rows of a question, built when the question on screen changes.
@@ -202,7 +281,9 @@
     rows.clear();
     if (!view.options) return;
     const voting = page === "audience";
+    const buttons = voting && now.kind !== "ranking";
     const multi = now.max_choices > 1;
+    buildKindInput(now);
     const chosen = voting ? storedChoice(now.id) : [];
     const items = now.options.map(function (option) {
       const li = document.createElement("li");
@@ -230,7 +311,10 @@
       const percent = document.createElement("span");
       percent.className = "percent";
       percent.setAttribute("data-percent", "");
-      numbersEl.append(votes, " ", percent);
+      numbersEl.append(votes, " ");
+      const first = now.kind === "ranking" ? K.el("span", "first") : null;
+      if (first) numbersEl.append(first, " ");
+      numbersEl.appendChild(percent);
       head.appendChild(numbersEl);
       const bar = document.createElement("div");
       bar.className = "bar";
@@ -243,7 +327,7 @@
       bar.appendChild(fill);
       li.append(head, bar);
       let button = null;
-      if (voting) {
+      if (buttons) {
         const sr = document.createElement("span");
         sr.className = "sr-only";
         sr.textContent = t("vote_for", { label: option.label });
@@ -262,13 +346,13 @@
           button = document.createElement("button");
           button.type = "submit";
           button.className = "button vote";
-          button.name = "option";
+          button.name = now.kind === "scale" ? "value" : "option";
           button.value = String(option.id);
           button.append(t("vote"), sr);
           li.appendChild(button);
         }
       }
-      const el = { row: li, votes: votes, percent: percent, bar: bar, fill: fill, mine: mine, button: button, label: option.label };
+      const el = { row: li, votes: votes, percent: percent, bar: bar, fill: fill, mine: mine, button: button, label: option.label, first: first };
       rows.set(option.id, el);
       return li;
     });
@@ -537,7 +621,7 @@
     follower.stop();
     setConn("ended", t("ev_deleted"));
     say(t("ev_deleted"), "warn");
-    root.querySelectorAll("button[data-act], [data-options] button, [data-options] input, [data-send-vote]").forEach(function (b) {
+    root.querySelectorAll("button[data-act], [data-options] button, [data-options] input, [data-send-vote], [data-kind-input] input, [data-kind-input] button").forEach(function (b) {
       b.disabled = true;
     });
   }
@@ -644,24 +728,45 @@
       const now = state && state.now;
       if (!now || deleted) return;
       const button = event.submitter;
+      const ballot = ballotOf(now, button);
+      if (!ballot) return;
+      const target = button || view.send;
+      if (target.getAttribute("aria-busy") === "true") return;
+      target.setAttribute("aria-busy", "true");
+      vote(now, ballot, randomKey(), 0, target);
+    });
+
+    // The vote of the question on screen, in its kind's shape, with what
+    // the notice names and the rows it marks; null after saying why not.
+    function ballotOf(now, button) {
+      const sep = LANG === "en" ? ", " : "、";
+      if (now.kind === "wordcloud") {
+        const entries = Array.from(view.kindInput.querySelectorAll("[data-entry]"), function (i) { return i.value.trim(); }).filter(Boolean);
+        if (entries.length === 0) return say(t("cloud_entry_first"), "warn");
+        return { body: { entries: entries }, label: entries.join(sep), choice: null };
+      }
+      if (now.kind === "ranking" && ranking) {
+        return { body: { ranking: ranking.order() }, label: ranking.label(), choice: null };
+      }
+      if (button && button.name === "value") {
+        const value = Number(button.value);
+        return { body: { value: value }, label: String(value), choice: [value] };
+      }
       const multi = now.max_choices > 1;
       const choice = multi ? picked() : (button && button.name === "option" ? [Number(button.value)] : []);
       if (choice.length === 0) return say(t("choose_one_first"), "warn");
       if (choice.length > now.max_choices) return say(t("too_many_choices", { n: now.max_choices }), "warn");
-      const target = button || view.send;
-      if (target.getAttribute("aria-busy") === "true") return;
-      target.setAttribute("aria-busy", "true");
-      vote(now, choice, randomKey(), 0, target);
-    });
+      return { body: multi ? { options: choice } : { option: choice[0] }, label: labels(now, choice), choice: choice };
+    }
 
-    function vote(now, choice, key, attempt, button) {
-      const body = now.max_choices > 1 ? { options: choice } : { option: choice[0] };
+    function vote(now, ballot, key, attempt, button) {
+      const body = ballot.body;
       const retry = function () {
         if (attempt >= VOTE_RETRIES) {
           button.removeAttribute("aria-busy");
           return say(t("notice_network"), "warn");
         }
-        setTimeout(function () { vote(now, choice, key, attempt + 1, button); }, 200 * Math.pow(2, attempt));
+        setTimeout(function () { vote(now, ballot, key, attempt + 1, button); }, 200 * Math.pow(2, attempt));
       };
       fetch("/api/polls/" + encodeURIComponent(now.id) + "/votes", {
         method: "POST",
@@ -673,9 +778,12 @@
         if (res.status === 503 || res.status === 429) return retry();
         button.removeAttribute("aria-busy");
         if (res.ok) {
-          remember(now.id, choice);
-          if (shownQuestion === now.id) markChoice(choice);
-          say(t("notice_voted_for", { label: labels(now, choice) }), "ok");
+          if (ballot.choice) {
+            remember(now.id, ballot.choice);
+            if (shownQuestion === now.id) markChoice(ballot.choice);
+          }
+          if (now.kind === "wordcloud") view.kindInput.querySelectorAll("[data-entry]").forEach(function (i) { i.value = ""; });
+          say(t("notice_voted_for", { label: ballot.label }), "ok");
           // This visitor may now see counts the stream hid (after_vote).
           return fetch(api, { cache: "no-store", credentials: "same-origin" }).then(function (r) {
             return r.ok ? r.json().then(show) : null;
@@ -685,6 +793,7 @@
           const err = (answer && answer.error) || {};
           if (err.code === "already_voted") say(t("notice_already_voted"), "warn");
           else if (err.code === "poll_closed") say(t("ev_vote_closed"), "warn");
+          else if (err.code === "too_many_entries") say(t("notice_too_many_entries"), "warn");
           else say(err.message || t("notice_refused"), "warn");
         });
       }, retry);

@@ -20,7 +20,7 @@ use super::view::{CreateForm, CreatedPage, HomePage, PollSummary};
 use super::{PageError, no_store, voter_jar};
 use crate::api::AppState;
 use crate::error::Error;
-use crate::poll::{MAX_OPTIONS, NewPoll, VoteLimit, now_ms};
+use crate::poll::{KindName, MAX_OPTIONS, NewPoll, VoteLimit, now_ms};
 use crate::service::DEMO_POLL_ID;
 use crate::visibility::Viewer;
 
@@ -97,6 +97,13 @@ fn read_form(fields: Vec<(String, String)>) -> (CreateForm, Intent) {
             "closes_at" => form.closes_at = value.chars().take(40).collect(),
             "tz_offset" => form.tz_offset = value.trim().parse().ok(),
             "listed" => form.listed = value == "true",
+            "kind" => form.kind = value.chars().take(12).collect(),
+            "max_entries" => form.max_entries = value.chars().take(8).collect(),
+            "scale_min" => form.scale_min = value.chars().take(8).collect(),
+            "scale_max" => form.scale_max = value.chars().take(8).collect(),
+            // Longer than the API allows, so its message says so.
+            "min_label" => form.min_label = value.chars().take(60).collect(),
+            "max_label" => form.max_label = value.chars().take(60).collect(),
             "action" if value == "add" => intent = Intent::AddOption,
             "remove" => {
                 if let Ok(i) = value.parse() {
@@ -139,11 +146,12 @@ pub async fn create(
         }
         Intent::Create => {}
     }
-    // Blank fields are spare fields left empty, not options.
+    // Blank fields are spare fields left empty, not options; a word cloud
+    // or a scale has none (its hidden option fields are ignored).
     let options: Vec<String> = form
         .options
         .iter()
-        .filter(|o| !o.trim().is_empty())
+        .filter(|o| form.takes_options() && !o.trim().is_empty())
         .cloned()
         .collect();
     let limit = if form.unlimited {
@@ -151,8 +159,14 @@ pub async fn create(
     } else {
         VoteLimit::OnePerVoter
     };
-    let parsed = form.settings().and_then(|settings| {
-        NewPoll::parse(&form.question, &options, limit)?.with_settings(&settings, now_ms())
+    let parsed = form.settings().and_then(|mut settings| {
+        let kind = form.kind_input()?;
+        if !form.takes_options() || kind.kind == Some(KindName::Ranking) {
+            // "Choose up to" is a choice poll's; its hidden field is ignored.
+            settings.max_choices = None;
+        }
+        NewPoll::parse_kind(&form.question, &options, limit, &kind)?
+            .with_settings(&settings, now_ms())
     });
     let poll = match parsed {
         Ok(poll) => poll,
@@ -286,6 +300,26 @@ mod tests {
         assert_eq!(form.options, vec!["b", "a"]);
         assert!(form.unlimited);
         assert!(matches!(intent, Intent::Create));
+    }
+
+    #[test]
+    fn kind_fields_are_read_and_only_the_picked_kind_counts() {
+        let (form, _) = read_form(pairs(&[
+            ("kind", "scale"),
+            ("scale_min", "0"),
+            ("scale_max", "10"),
+            ("min_label", "no"),
+            ("max_entries", "3"),
+        ]));
+        let input = form.kind_input().unwrap();
+        assert_eq!(input.kind, Some(KindName::Scale));
+        assert_eq!(input.max_entries, None);
+        let scale = input.scale.unwrap();
+        assert_eq!((scale.min, scale.max), (0, 10));
+        assert!(!form.takes_options());
+        let (form, _) = read_form(pairs(&[("kind", "<b>")]));
+        assert_eq!(form.kind_input().unwrap().kind, Some(KindName::Choice));
+        assert!(form.takes_options());
     }
 
     #[test]

@@ -225,6 +225,46 @@ pub struct Text {
     pub scale_median: &'static str,
     /// Ranking: the place field's label ("Place").
     pub rank_label: &'static str,
+    /// Create form: the kind picker and each kind with its hint.
+    pub kind_field: &'static str,
+    pub kind_choice: &'static str,
+    pub kind_choice_hint: &'static str,
+    pub kind_wordcloud: &'static str,
+    pub kind_wordcloud_hint: &'static str,
+    pub kind_scale: &'static str,
+    pub kind_scale_hint: &'static str,
+    pub kind_ranking: &'static str,
+    pub kind_ranking_hint: &'static str,
+    /// Create form: under the options, for the kinds without them.
+    pub options_kinds_hint: &'static str,
+    /// Create form: the word cloud's and the scale's fields.
+    pub max_entries_field: &'static str,
+    pub scale_min_field: &'static str,
+    pub scale_max_field: &'static str,
+    pub scale_min_label_field: &'static str,
+    pub scale_max_label_field: &'static str,
+    /// Ranking: points and first places of an option.
+    pub points_one: &'static str,
+    pub points_many: &'static str,
+    pub first_places: &'static str,
+    /// Ranking input: the hint, the move buttons (screen readers) and what a move announces.
+    pub rank_hint: &'static str,
+    pub rank_move_up: &'static str,
+    pub rank_move_down: &'static str,
+    pub rank_moved: &'static str,
+    /// Word cloud: nothing yet; nothing typed.
+    pub cloud_empty: &'static str,
+    pub cloud_entry_first: &'static str,
+    /// Manage page: the word cloud's entries, each with a hide or show button.
+    pub host_entries_title: &'static str,
+    pub host_entries_lead: &'static str,
+    pub entry_hide: &'static str,
+    pub entry_show: &'static str,
+    pub entry_hidden: &'static str,
+    pub entry_hide_label: &'static str,
+    pub entry_show_label: &'static str,
+    pub done_hidden: &'static str,
+    pub done_shown: &'static str,
     pub notice_key_reused: &'static str,
     pub notice_rate_limited: &'static str,
     pub notice_unavailable: &'static str,

@@ -22,7 +22,7 @@ use super::view::{Notice, PollPage, TransportLink};
 use super::{PageError, voter_jar};
 use crate::api::{AppState, poll_id, voter};
 use crate::error::Error;
-use crate::poll::{Choice, IdempotencyKey, MAX_OPTIONS};
+use crate::poll::{Choice, IdempotencyKey, KindName, MAX_OPTIONS};
 use crate::service::Transport;
 use crate::store::Vote;
 
@@ -125,6 +125,10 @@ pub async fn show(
     let results = viewer.view(results);
     let transport = query.transport.unwrap_or(Transport::Ws);
     let t = ui.t;
+    // A ranking's order is not a choice of rows to mark.
+    if results.kind == KindName::Ranking {
+        query.choice.clear();
+    }
     let mut page = PollPage::new(&results, &query.choice, ui);
     page.transport = transport.as_str();
     page.transport_chosen = query.transport.is_some();

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::PageError;
 use super::qr::poll_url;
 use super::ui::Ui;
-use super::view::{PresentPage, hidden_because, option_rows, total_text};
+use super::view::{KindView, PresentPage, hidden_because, option_rows, total_text};
 use crate::api::{AppState, poll_id};
 use crate::visibility::Viewer;
 
@@ -42,6 +42,7 @@ pub async fn show(
         poll_url_shown: shown,
         poll_url,
         results_json: serde_json::to_string(&results).expect("results always serialise"),
+        k: KindView::new(&results),
         ui,
     };
     Ok(page.into_response())

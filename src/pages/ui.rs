@@ -53,12 +53,24 @@ impl Ui {
 
     /// `1,117 votes` / `1,117 票`.
     pub fn votes(&self, n: u64) -> String {
-        let template = if n == 1 {
-            self.t.vote_one
-        } else {
-            self.t.vote_many
-        };
-        fill(template, &[("n", &group_thousands(n))])
+        self.count(n, self.t.vote_one, self.t.vote_many)
+    }
+
+    /// A ranking's `1,117 points` / `1,117 分`.
+    pub fn points(&self, n: u64) -> String {
+        self.count(n, self.t.points_one, self.t.points_many)
+    }
+
+    fn count(&self, n: u64, one: &str, many: &str) -> String {
+        fill(
+            if n == 1 { one } else { many },
+            &[("n", &group_thousands(n))],
+        )
+    }
+
+    /// A count as shown: `1,117`.
+    pub fn number(&self, n: u64) -> String {
+        group_thousands(n)
     }
 
     /// The phrases as JSON, for the script (an escaped attribute value).

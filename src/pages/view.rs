@@ -10,8 +10,8 @@ use askama_web::WebTemplate;
 use super::i18n::fill;
 use super::ui::Ui;
 use crate::poll::{
-    IdempotencyKey, Invalid, MAX_OPTIONS, MIN_OPTIONS, PollId, Results, ResultsVisibility,
-    SettingsInput, VoteLimit,
+    IdempotencyKey, Invalid, KindInput, KindName, MAX_OPTIONS, MIN_OPTIONS, PollId, Results,
+    ResultsVisibility, Scale, SettingsInput, VoteLimit,
 };
 
 /// The create form as typed, so a refused form comes back filled in.
@@ -32,6 +32,15 @@ pub struct CreateForm {
     pub listed: bool,
     /// Put the cursor in the last option field (after "add option").
     pub focus_last: bool,
+    /// `choice`, `wordcloud`, `scale` or `ranking`.
+    pub kind: String,
+    /// Word cloud: entries per vote, as typed (`1`–`3`).
+    pub max_entries: String,
+    /// Scale: its bounds and end labels, as typed.
+    pub scale_min: String,
+    pub scale_max: String,
+    pub min_label: String,
+    pub max_label: String,
 }
 
 impl Default for CreateForm {
@@ -47,6 +56,12 @@ impl Default for CreateForm {
             tz_offset: None,
             listed: false,
             focus_last: false,
+            kind: "choice".into(),
+            max_entries: "1".into(),
+            scale_min: "1".into(),
+            scale_max: "5".into(),
+            min_label: String::new(),
+            max_label: String::new(),
         }
     }
 }
@@ -86,6 +101,49 @@ impl CreateForm {
         })
     }
 
+    /// The kind fields as the API takes them; a field of another kind is
+    /// left out (its inputs stay in the form, hidden).
+    pub fn kind_input(&self) -> Result<KindInput, Invalid> {
+        let number = |field: &str, text: &str| {
+            text.trim()
+                .parse::<u32>()
+                .map_err(|_| Invalid(format!("{field} must be a whole number")))
+        };
+        let kind = kind_named(&self.kind);
+        Ok(KindInput {
+            kind: Some(kind),
+            max_entries: match kind {
+                KindName::Wordcloud => Some(number("max_entries", &self.max_entries)?),
+                _ => None,
+            },
+            scale: match kind {
+                KindName::Scale => Some(Scale {
+                    min: number("scale.min", &self.scale_min)?,
+                    max: number("scale.max", &self.scale_max)?,
+                    min_label: Some(self.min_label.clone()),
+                    max_label: Some(self.max_label.clone()),
+                }),
+                _ => None,
+            },
+        })
+    }
+
+    /// Whether the option fields count for the kind picked.
+    pub fn takes_options(&self) -> bool {
+        matches!(kind_named(&self.kind), KindName::Choice | KindName::Ranking)
+    }
+
+    /// The kinds the picker offers: (name, title, hint).
+    pub fn kinds(&self, ui: &Ui) -> [(&'static str, &'static str, &'static str); 4] {
+        let t = ui.t;
+        [
+            ("choice", t.kind_choice, t.kind_choice_hint),
+            ("wordcloud", t.kind_wordcloud, t.kind_wordcloud_hint),
+            ("scale", t.kind_scale, t.kind_scale_hint),
+            ("ranking", t.kind_ranking, t.kind_ranking_hint),
+        ]
+    }
+
     /// Whether "more settings" starts open: a setting differs from its default.
     pub fn has_settings(&self) -> bool {
         self.max_choices.trim() != "1"
@@ -109,6 +167,14 @@ impl CreateForm {
     pub fn focus(&self, index: &usize) -> bool {
         self.focus_last && *index + 1 == self.options.len()
     }
+}
+
+/// The kind a form field names; anything else is a choice poll.
+fn kind_named(name: &str) -> KindName {
+    [KindName::Wordcloud, KindName::Scale, KindName::Ranking]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+        .unwrap_or(KindName::Choice)
 }
 
 /// `2026-12-24T18:00` typed in a zone `offset_minutes` behind UTC (as
@@ -189,19 +255,29 @@ pub struct OptionRow {
     pub chosen: bool,
     /// The vote button's screen-reader tail: ` for Red`.
     pub vote_for: String,
+    /// Ranking: how many ranked it first (`3× first`).
+    pub first: Option<String>,
 }
 
-/// The rows of `results`, `choice` marked as the visitor's.
+/// The rows of `results`, `choice` marked as the visitor's. A ranking's
+/// rows show points, their bars a share of all points given.
 pub fn option_rows(results: &Results, ui: &Ui, choice: &[u32]) -> Vec<OptionRow> {
+    let ranking = results.kind == KindName::Ranking;
+    let total = if ranking {
+        results.options.iter().filter_map(|o| o.points).sum()
+    } else {
+        results.total.unwrap_or(0)
+    };
     results
         .options
         .iter()
         .map(|o| {
-            let (votes, total) = (o.votes.unwrap_or(0), results.total.unwrap_or(0));
+            let votes = o.votes.unwrap_or(0);
             OptionRow {
                 id: o.id,
                 label: o.label.clone(),
                 votes: match o.votes {
+                    Some(n) if ranking => ui.points(n),
                     Some(n) => ui.votes(n),
                     None => ui.t.hidden_count.to_owned(),
                 },
@@ -209,6 +285,9 @@ pub fn option_rows(results: &Results, ui: &Ui, choice: &[u32]) -> Vec<OptionRow>
                 width: width_class(votes, total),
                 chosen: choice.contains(&o.id),
                 vote_for: fill(ui.t.vote_for, &[("label", &o.label)]),
+                first: o
+                    .first
+                    .map(|n| fill(ui.t.first_places, &[("n", &ui.number(n))])),
             }
         })
         .collect()
@@ -278,7 +357,14 @@ pub struct PollPage {
     pub vote_key: String,
     /// The results as JSON, for the script (an escaped attribute value).
     pub results_json: String,
-    /// The poll's kind as the API names it: the template draws each.
+    /// What the poll asks and how the template draws it.
+    pub k: KindView,
+}
+
+/// A poll's kind as the templates draw it: the word cloud, the scale's
+/// ends and statistics, the ranking's places.
+pub struct KindView {
+    /// The kind as the API names it.
     pub kind: &'static str,
     /// Word cloud: its top entries, each with a size class 1–5 by votes.
     pub words: Vec<CloudWord>,
@@ -291,6 +377,37 @@ pub struct PollPage {
     pub median: String,
     /// Ranking: the places an option may take (1 … n).
     pub places: Vec<usize>,
+}
+
+impl KindView {
+    pub fn new(results: &Results) -> Self {
+        let scale = results.scale.as_deref();
+        let label = |l: Option<&Option<String>>| l.and_then(Clone::clone).unwrap_or_default();
+        Self {
+            kind: results.kind.as_str(),
+            words: cloud_words(results),
+            entry_fields: (0..u32::from(results.max_entries.unwrap_or(0))).collect(),
+            min_label: label(scale.map(|s| &s.min_label)),
+            max_label: label(scale.map(|s| &s.max_label)),
+            mean: stat_text(results.mean.as_deref()),
+            median: stat_text(results.median.as_deref()),
+            places: (1..=results.options.len()).collect(),
+        }
+    }
+}
+
+/// A word cloud's top entries with their size classes (1–5, by votes
+/// against the most voted); hidden ones (the host's view) are marked.
+fn cloud_words(results: &Results) -> Vec<CloudWord> {
+    let top = results.entries.as_deref().unwrap_or_default();
+    let most = top.iter().map(|e| e.votes).max().unwrap_or(1).max(1);
+    top.iter()
+        .map(|e| CloudWord {
+            text: e.text.clone(),
+            votes: e.votes,
+            size: (1 + e.votes * 4 / most) as u8,
+        })
+        .collect()
 }
 
 /// One word of a word cloud as drawn: larger for more votes (CSS classes,
@@ -334,32 +451,7 @@ impl PollPage {
             notice: None,
             vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
-            kind: results.kind.as_str(),
-            words: {
-                let top = results.entries.as_deref().unwrap_or_default();
-                let most = top.iter().map(|e| e.votes).max().unwrap_or(1).max(1);
-                top.iter()
-                    .map(|e| CloudWord {
-                        text: e.text.clone(),
-                        votes: e.votes,
-                        size: (1 + e.votes * 4 / most) as u8,
-                    })
-                    .collect()
-            },
-            entry_fields: (0..u32::from(results.max_entries.unwrap_or(0))).collect(),
-            min_label: results
-                .scale
-                .as_ref()
-                .and_then(|s| s.min_label.clone())
-                .unwrap_or_default(),
-            max_label: results
-                .scale
-                .as_ref()
-                .and_then(|s| s.max_label.clone())
-                .unwrap_or_default(),
-            mean: stat_text(results.mean.as_deref()),
-            median: stat_text(results.median.as_deref()),
-            places: (1..=results.options.len()).collect(),
+            k: KindView::new(results),
             ui,
         }
     }
@@ -415,6 +507,8 @@ pub struct ManagePage {
     pub token: String,
     pub notice: Option<Notice>,
     pub results_json: String,
+    /// What the poll asks: a word cloud gets the host's list of entries.
+    pub k: KindView,
 }
 
 impl ManagePage {
@@ -434,6 +528,7 @@ impl ManagePage {
             token: String::new(),
             notice: None,
             results_json: serde_json::to_string(results).expect("results always serialise"),
+            k: KindView::new(results),
             ui,
         }
     }
@@ -454,6 +549,15 @@ impl ManagePage {
             token: String::new(),
             notice: None,
             results_json: "null".into(),
+            k: KindView::new(&Results::new(
+                id,
+                "",
+                VoteLimit::Unlimited,
+                true,
+                0,
+                &[],
+                &[],
+            )),
             ui,
         }
     }
@@ -476,6 +580,7 @@ pub struct PresentPage {
     pub poll_url: String,
     pub poll_url_shown: String,
     pub results_json: String,
+    pub k: KindView,
 }
 
 /// Any page-level failure: not found, unavailable, refused.

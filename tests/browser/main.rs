@@ -21,6 +21,7 @@ mod escaping;
 mod events;
 mod failover;
 mod host;
+mod kinds;
 mod lab;
 mod languages;
 mod live;

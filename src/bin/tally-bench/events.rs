@@ -73,6 +73,8 @@ type Current = i64;
 #[derive(Default)]
 struct Track {
     seen: Vec<(Current, u64)>,
+    /// State messages received, the first included.
+    states: u64,
     connected: bool,
     error: Option<String>,
 }
@@ -118,6 +120,7 @@ impl Track {
         let Some(current) = current_of(json) else {
             return false;
         };
+        self.states += 1;
         if !self.connected {
             self.connected = true;
             room.ready.0.fetch_add(1, Ordering::Relaxed);
@@ -367,21 +370,26 @@ fn socket_addrs(pid: u32) -> Vec<String> {
 type Commands = BTreeMap<String, u64>;
 
 /// Sums a window's commands (`after - before`) per instance (index of
-/// `--server-pid`; `pids.len()` is everything else).
+/// `--server-pid`), then those of other clients, then those Lua scripts
+/// ran (MONITOR shows them too, as client `lua`; they are not sent).
 fn per_instance(
     before: &HashMap<(String, String), u64>,
     after: &HashMap<(String, String), u64>,
     owner: &HashMap<String, usize>,
     instances: usize,
 ) -> Vec<Commands> {
-    let mut out = vec![Commands::new(); instances + 1];
+    let mut out = vec![Commands::new(); instances + 2];
     for ((addr, cmd), n) in after {
         let d = n - before
             .get(&(addr.clone(), cmd.clone()))
             .copied()
             .unwrap_or(0);
         if d > 0 {
-            let i = owner.get(addr).copied().unwrap_or(instances);
+            let i = match owner.get(addr) {
+                Some(&i) => i,
+                None if addr == "lua" => instances + 1,
+                None => instances,
+            };
             *out[i].entry(cmd.clone()).or_default() += d;
         }
     }
@@ -400,6 +408,9 @@ pub struct EventReport {
     pub switch: LatencySummary,
     pub switch_by_transport: BTreeMap<&'static str, LatencySummary>,
     pub switches_delivered: u64,
+    /// State messages per switch a follower received after its first (a
+    /// move can reach a follower as more than one state).
+    pub states_per_switch: f64,
     /// Followers with a missed value or a regression (must be 0).
     pub followers_missing_a_move: usize,
     pub missed_values: u64,
@@ -407,7 +418,8 @@ pub struct EventReport {
     pub failed: usize,
     pub first_error: Option<String>,
     /// Store commands per move, per instance (`--server-pid` order), the
-    /// idle window's subtracted; the last entry is "other clients".
+    /// idle window's subtracted; then other clients, then the commands Lua
+    /// scripts ran (not sent: shown for what a script costs).
     pub commands_per_move: Vec<BTreeMap<String, f64>>,
     pub commands_per_move_total: Vec<f64>,
     pub idle_commands_per_second: Vec<f64>,
@@ -593,6 +605,9 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
     eprintln!("{} moves, {:?} apart", ev.moves, ev.interval);
     let move_ack = Arc::new(Latencies::default());
     let mut acks: Vec<u64> = Vec::new();
+    // A fresh connection: the one that created the event may have been
+    // closed as idle meanwhile; this one sees a move every interval.
+    let mut admin = Http::open(&targets[0], None, &admin_counters).await?;
     let first = tokio::time::Instant::now();
     let moves_start = (monitor.snapshot(), crate::sample(&args.server_pids));
     for k in 0..ev.moves {
@@ -696,7 +711,7 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
                 row.insert(name.clone(), per);
             }
         }
-        totals.push(row.values().sum());
+        totals.push(row.values().sum::<f64>() + 0.0);
         commands_per_move.push(row);
     }
     let idle_rate = idle
@@ -744,6 +759,11 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
             .map(|(t, l)| (t.as_str(), l.summary()))
             .collect(),
         switches_delivered: switches,
+        states_per_switch: tracks
+            .iter()
+            .map(|(_, t)| t.states.saturating_sub(1))
+            .sum::<u64>() as f64
+            / switches.max(1) as f64,
         followers_missing_a_move: missing,
         missed_values: missed,
         regressions,
@@ -849,6 +869,10 @@ fn print(r: &EventReport) {
         );
     }
     println!(
+        "state messages per switch: {:.2} (after each follower's first)",
+        r.states_per_switch
+    );
+    println!(
         "switches delivered: {} of {}; followers that missed a move: {} ({} values missed, {} regressions); {} failed",
         r.switches_delivered,
         n * r.moves,
@@ -866,10 +890,10 @@ fn print(r: &EventReport) {
         .zip(&r.commands_per_move_total)
         .enumerate()
     {
-        let who = if i + 1 == r.commands_per_move.len() {
-            "other clients".to_owned()
-        } else {
-            format!("instance {}", (b'A' + i as u8) as char)
+        let who = match r.commands_per_move.len() - i {
+            1 => "run inside scripts".to_owned(),
+            2 => "other clients".to_owned(),
+            _ => format!("instance {}", (b'A' + i as u8) as char),
         };
         let parts: Vec<String> = row.iter().map(|(c, n)| format!("{c} {n:.2}")).collect();
         let idle = r.idle_commands_per_second.get(i).copied().unwrap_or(0.0);

@@ -202,6 +202,7 @@ async fn a_word_cloud_grows_live_and_a_word_the_host_hides_leaves_the_audience()
     )
     .await;
     watcher.screenshot("kinds-wordcloud").await;
+    host.screenshot("kinds-manage-wordcloud").await;
     for page in [voter, watcher, host, fresh] {
         page.close().await;
     }
@@ -227,6 +228,7 @@ async fn a_scale_vote_by_keyboard_moves_the_mean_and_median_on_another_page() {
     voter.type_into("#max_label", "非常").await;
     voter.type_into("#question", "你有多确定？").await;
     voter.click("input[name=vote_limit][value=unlimited]").await;
+    voter.screenshot("kinds-create-scale-zh").await;
     let (id, _) = created(&voter).await;
     let results = app.results(&id).await;
     assert_eq!(results["kind"], "scale");
@@ -408,6 +410,30 @@ async fn a_ranking_put_in_order_by_keyboard_resorts_the_results_elsewhere() {
         "1× first"
     );
     watcher.screenshot("kinds-ranking").await;
+
+    // Dragging works too (HTML5 drag and drop, events as the browser sends
+    // them): Water dropped on Tea's upper half goes first; the places and
+    // the no-JS place fields follow.
+    let dragged = watcher
+        .js(
+            "const list = document.querySelector('[data-ranking]'); \
+             const item = function (o) { return Array.from(list.children).find(function (li) { \
+               return li.dataset.rankOption === String(o); }); }; \
+             const dt = new DataTransfer(); \
+             const fire = function (el, type, y) { \
+               el.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt, clientY: y})); }; \
+             const tea = item(0).getBoundingClientRect(); \
+             fire(item(2), 'dragstart', 0); \
+             fire(item(0), 'dragover', tea.top + 2); \
+             fire(item(0), 'drop', tea.top + 2); \
+             fire(item(2), 'dragend', 0); \
+             return Array.from(list.querySelectorAll('[data-rank-option]'), function (li) { \
+               return li.querySelector('.rank-name').textContent + ' ' \
+                 + li.querySelector('.rank-place').textContent + ' ' + li.querySelector('select').value; });",
+            vec![],
+        )
+        .await;
+    assert_eq!(dragged, json!(["Water 1 1", "Tea 2 2", "Coffee 3 3"]));
 
     // The presenter draws it alike.
     let present = driver.page().await;

@@ -602,3 +602,62 @@ async fn a_choice_poll_is_still_the_default_kind_and_votes_as_before() {
     voter.close().await;
     watcher.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_the_create_form_makes_each_kind() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app(&Backend::Memory).await;
+    let page = driver.page_without_js().await;
+    // (kind, what else to fill in, what the poll must then say)
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "wordcloud",
+            "document.getElementById('max_entries').value = '3'",
+            "max_entries",
+        ),
+        (
+            "scale",
+            "document.getElementById('scale_max').value = '7'; \
+             document.getElementById('max_label').value = 'Sure'",
+            "scale",
+        ),
+        (
+            "ranking",
+            "document.getElementById('option-1').value = 'A'; \
+             document.getElementById('option-2').value = 'B'",
+            "options",
+        ),
+    ];
+    for (kind, fill, field) in cases {
+        page.goto(&app.url("/")).await;
+        // Every kind's fields are there without the script; the server
+        // reads only the picked kind's (options typed for a word cloud
+        // would be refused by the API, so none is typed here).
+        page.click(&format!("input[name=kind][value={kind}]")).await;
+        page.type_into("#question", "Q?").await;
+        page.js(fill, vec![]).await;
+        page.click(".create-form .actions button.primary").await;
+        page.wait_for("#created-title").await;
+        page.click("a.button.primary").await;
+        page.wait_for("#poll").await;
+        let id = page
+            .js(
+                "return document.getElementById('poll').dataset.poll",
+                vec![],
+            )
+            .await;
+        let results = app.results(id.as_str().unwrap()).await;
+        assert_eq!(results["kind"], kind);
+        match field {
+            "max_entries" => assert_eq!(results["max_entries"], 3),
+            "scale" => {
+                assert_eq!(results["scale"]["max"], 7);
+                assert_eq!(results["scale"]["max_label"], "Sure");
+            }
+            _ => assert_eq!(results["options"].as_array().unwrap().len(), 2),
+        }
+    }
+    page.close().await;
+}

@@ -8,7 +8,14 @@ use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 use crate::driver::{Driver, Page};
-use crate::helpers::{Backend, WAIT, spawn_app};
+use crate::helpers::{Backend, TestApp, WAIT, spawn_app};
+
+/// The browser and one instance on the embedded store; `None` when the
+/// browser tests are skipped.
+async fn start() -> Option<(Driver, TestApp)> {
+    let driver = Driver::start().await?;
+    Some((driver, spawn_app(&Backend::Memory).await))
+}
 
 /// Waits until `body` (a script) answers truthy; returns the answer.
 async fn until(page: &Page, what: &str, body: &str) -> Value {
@@ -88,10 +95,9 @@ async fn vote_notice(page: &Page, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_word_cloud_grows_live_and_a_word_the_host_hides_leaves_the_audience() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let voter = driver.page().await;
     voter.goto(&app.url("/")).await;
     voter.click("input[name=kind][value=wordcloud]").await;
@@ -210,10 +216,9 @@ async fn a_word_cloud_grows_live_and_a_word_the_host_hides_leaves_the_audience()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_vote_by_keyboard_moves_the_mean_and_median_on_another_page() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let voter = driver.page_in("zh-CN").await;
     voter.goto(&app.url("/")).await;
     voter.click("input[name=kind][value=scale]").await;
@@ -298,10 +303,9 @@ async fn result_order(page: &Page, root: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ranking_put_in_order_by_keyboard_resorts_the_results_elsewhere() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let voter = driver.page().await;
     voter.goto(&app.url("/")).await;
     voter.click("input[name=kind][value=ranking]").await;
@@ -452,10 +456,9 @@ async fn a_ranking_put_in_order_by_keyboard_resorts_the_results_elsewhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_audience_votes_on_each_kind_and_the_presenter_draws_it() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let deck = json!([
         {"question": "One word?", "kind": "wordcloud", "vote_limit": "unlimited"},
         {"question": "How sure?", "kind": "scale", "scale": {"min": 1, "max": 5, "min_label": "Not", "max_label": "Very"}},
@@ -573,10 +576,9 @@ async fn the_event_audience_votes_on_each_kind_and_the_presenter_draws_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_choice_poll_is_still_the_default_kind_and_votes_as_before() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let voter = driver.page().await;
     voter.goto(&app.url("/")).await;
     let picked = voter
@@ -605,10 +607,9 @@ async fn a_choice_poll_is_still_the_default_kind_and_votes_as_before() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_the_create_form_makes_each_kind() {
-    let Some(driver) = Driver::start().await else {
+    let Some((driver, app)) = start().await else {
         return;
     };
-    let app = spawn_app(&Backend::Memory).await;
     let page = driver.page_without_js().await;
     // (kind, what else to fill in, what the poll must then say)
     let cases: [(&str, &str, &str); 3] = [

@@ -27,6 +27,12 @@ pub enum Error {
     EventNotFound,
     #[error("no live event has this join code")]
     CodeNotFound,
+    #[error("no such question on this board")]
+    QuestionNotFound,
+    #[error("you cannot upvote your own question")]
+    OwnQuestion,
+    #[error("this board holds its 2,000 questions")]
+    TooManyQuestions,
     /// An event question that has votes cannot be edited.
     #[error("this question has votes: it can no longer be edited")]
     HasVotes,
@@ -78,6 +84,9 @@ impl Error {
             Error::NotFound | Error::CodeNotFound => "not_found",
             Error::EventNotFound => "event_not_found",
             Error::HasVotes => "has_votes",
+            Error::QuestionNotFound => "question_not_found",
+            Error::OwnQuestion => "own_question",
+            Error::TooManyQuestions => "too_many_questions",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PollClosed => "poll_closed",
             Error::OptionNotFound => "option_not_found",
@@ -103,13 +112,18 @@ impl Error {
             }
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::PollNotFound | Error::NotFound | Error::EventNotFound | Error::CodeNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Error::PollNotFound
+            | Error::NotFound
+            | Error::EventNotFound
+            | Error::CodeNotFound
+            | Error::QuestionNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::PollClosed | Error::AlreadyVoted | Error::HasVotes | Error::TooManyEntries => {
-                StatusCode::CONFLICT
-            }
+            Error::PollClosed
+            | Error::AlreadyVoted
+            | Error::HasVotes
+            | Error::TooManyEntries
+            | Error::OwnQuestion
+            | Error::TooManyQuestions => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::CrossSite | Error::OriginNotAllowed => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

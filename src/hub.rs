@@ -246,7 +246,7 @@ impl Hub<EventId, EventChange> {
                 (Some(EventChange::Deleted), _) => false,
                 (_, EventChange::Deleted) => true,
                 (Some(EventChange::Record(old)), EventChange::Record(new)) => {
-                    new.version > old.version
+                    new.is_newer_than(old)
                 }
                 (None, _) => true,
             };
@@ -257,14 +257,15 @@ impl Hub<EventId, EventChange> {
         });
     }
 
-    /// Whether the event at `version` would be news to this instance.
-    pub fn wants_event(&self, id: &str, version: u64) -> bool {
+    /// Whether the event at `version` with its board at `qa` would be news
+    /// to this instance.
+    pub fn wants_event(&self, id: &str, version: u64, qa: u64) -> bool {
         self.lock()
             .get(id)
             .is_some_and(|channel| match &*channel.tx.borrow() {
                 None => true,
                 Some(EventChange::Deleted) => false,
-                Some(EventChange::Record(cur)) => version > cur.version,
+                Some(EventChange::Record(cur)) => (version, qa) > (cur.version, cur.qa.version),
             })
     }
 }

@@ -29,7 +29,7 @@ use super::ws::{
 };
 use crate::error::Error;
 use crate::event::Cursor;
-use crate::event::view::EventUpdate;
+use crate::event::view::{EventUpdate, View};
 use crate::poll::{IdempotencyKey, PollId, VoterId};
 use crate::service::{EventFollowing, Transport};
 use crate::store::Vote;
@@ -80,6 +80,12 @@ pub async fn upgrade(
     let following = app.service.follow_event(&id, Transport::Ws).await?;
     let ws = ws.map_err(|e| Error::BadRequest(e.body_text()))?;
     let Caller { bearer, voter } = Caller::of(&headers);
+    // The one per-caller part of the board, sent apart at connect: which
+    // questions this voter upvoted (their page keeps it current after).
+    let upvoted = match &voter {
+        Some(v) => Some(app.service.qa_upvoted(&id, v).await?),
+        None => None,
+    };
     let admin = match bearer.as_deref() {
         Some(token) => app.service.is_event_admin(&id, Some(token)).await?,
         None => false,
@@ -91,6 +97,7 @@ pub async fn upgrade(
         voter: voter.unwrap_or_else(VoterId::generate),
         admin,
         voted_on: None,
+        upvoted,
     };
     Ok(ws
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -113,6 +120,8 @@ struct Connection {
     admin: bool,
     /// The question this connection has voted on (for `after_vote` counts).
     voted_on: Option<PollId>,
+    /// The caller's upvotes, sent once after the first state.
+    upvoted: Option<Vec<u32>>,
     client: IpAddr,
 }
 
@@ -139,7 +148,7 @@ impl Connection {
         let limit = self.app.config.ws_send_timeout;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut pong_deadline: Option<Instant> = None;
-        let mut last_sent: Option<(Cursor, bool)> = None;
+        let mut last_sent: Option<(Cursor, View)> = None;
         let mut update = self.following.follower.latest();
         loop {
             match update.take() {
@@ -153,15 +162,21 @@ impl Connection {
                 }
                 Some(EventUpdate::State(s)) => {
                     let voted = self.voted_now(s.record.current.as_ref());
-                    let counts = s.shows_counts(self.admin, voted);
+                    let counts = s.view_for(self.admin, voted);
                     // A vote of this connection can reveal counts without a
                     // new cursor: send again then.
-                    if last_sent.is_none_or(|(c, shown)| s.cursor > c || counts != shown) {
+                    if last_sent.is_none_or(|(c, shown)| s.cursor.is_after(&c) || counts != shown) {
                         if !send(socket, Message::Text(s.ws_frame(counts)), limit).await {
                             return End::Quietly;
                         }
                         last_sent = Some((s.cursor, counts));
                         self.following.delivered();
+                        if let Some(ids) = self.upvoted.take() {
+                            let msg = json!({"type": "upvoted", "ids": ids}).to_string();
+                            if !send(socket, Message::Text(msg.into()), limit).await {
+                                return End::Quietly;
+                            }
+                        }
                     }
                 }
                 None => {}

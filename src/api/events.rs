@@ -33,7 +33,7 @@ use super::polls::{CreateBody, csv_field, etag_matches};
 use super::schema::ErrorBody;
 use crate::error::Error;
 use crate::event::moves::MoveBody;
-use crate::event::view::{EventSnapshot, EventUpdate};
+use crate::event::view::{EventSnapshot, EventUpdate, View};
 use crate::event::{Cursor, EventId, JoinCode};
 use crate::poll::{NewPoll, PollId, now_ms};
 use crate::service::{EventFollowing, Transport};
@@ -91,6 +91,9 @@ pub struct CreateEventBody {
     /// The deck, 0–100 questions, each a poll create body.
     #[serde(default)]
     pub questions: Vec<CreateBody>,
+    /// New Q&A questions wait for the host's approval (default false).
+    #[serde(default)]
+    pub qa_moderation: bool,
 }
 
 /// `{"shown": bool}` / `{"open": bool}`.
@@ -121,8 +124,8 @@ fn parse_question(i: Option<usize>, body: &CreateBody) -> Result<NewPoll, Error>
 }
 
 /// The state answer for `caller`, with the cursor as ETag.
-fn state_response(state: &EventSnapshot, counts: bool) -> Response {
-    let etag = etag_of(state, counts);
+fn state_response(state: &EventSnapshot, view: View) -> Response {
+    let etag = etag_of(state, view);
     (
         [
             (
@@ -131,19 +134,46 @@ fn state_response(state: &EventSnapshot, counts: bool) -> Response {
             ),
             (header::ETAG, HeaderValue::from_str(&etag).expect("ASCII")),
         ],
-        state.json(counts),
+        state.json(view),
     )
         .into_response()
 }
 
-fn etag_of(state: &EventSnapshot, counts: bool) -> String {
-    format!("\"{}{}\"", state.cursor, if counts { "" } else { "h" })
+/// The state for one caller: the shared rendering plus, when the caller
+/// has a voter cookie, `"upvoted"` — the ids of the board's questions they
+/// upvoted (the one per-caller field; streams send it apart).
+async fn caller_state_response(
+    app: &AppState,
+    state: &EventSnapshot,
+    view: View,
+    caller: &Caller,
+) -> Result<Response, Error> {
+    let Some(voter) = &caller.voter else {
+        return Ok(state_response(state, view));
+    };
+    let mine = app.service.qa_upvoted(&state.record.id, voter).await?;
+    let json = state.json(view);
+    let mut body = Vec::with_capacity(json.len() + 32);
+    body.extend_from_slice(&json[..json.len() - 1]);
+    body.extend_from_slice(format!(",\"upvoted\":{}}}", json!(mine)).as_bytes());
+    let mut response = state_response(state, view);
+    *response.body_mut() = Body::from(body);
+    Ok(response)
+}
+
+fn etag_of(state: &EventSnapshot, view: View) -> String {
+    let variant = match view {
+        View::Hidden => "h",
+        View::Counts => "",
+        View::Host => "a",
+    };
+    format!("\"{}{variant}\"", state.cursor)
 }
 
 /// The state as the host sees it (every admin route answers with it).
 async fn admin_state(app: &AppState, id: &EventId) -> Result<Response, Error> {
     let state = app.service.fresh_event_state(id).await?;
-    Ok(state_response(&state, true))
+    Ok(state_response(&state, View::Host))
 }
 
 async fn is_admin(app: &AppState, id: &EventId, caller: &Caller) -> Result<bool, Error> {
@@ -188,10 +218,13 @@ pub async fn create(
         .collect::<Result<Vec<_>, _>>()?;
     app.create_limiter
         .check(app.create_limiter.client_ip(peer, &headers))?;
-    let (record, token) = app.service.create_event(&body.title, questions).await?;
+    let (record, token) = app
+        .service
+        .create_event(&body.title, questions, body.qa_moderation)
+        .await?;
     let state = app.service.fresh_event_state(&record.id).await?;
     let state_json: serde_json::Value =
-        serde_json::from_slice(&state.json(true)).expect("state is JSON");
+        serde_json::from_slice(&state.json(View::Host)).expect("state is JSON");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/events/{}", record.id))],
@@ -229,7 +262,7 @@ pub async fn show(
         )
             .into_response());
     }
-    Ok(state_response(&state, counts))
+    caller_state_response(&app, &state, counts, &caller).await
 }
 
 /// Find an event by its join code
@@ -570,7 +603,7 @@ pub async fn changes(
             .event_state(&id, admin, caller.voter.as_ref())
             .await?;
         app.service.stats().answered_at_once(Transport::LongPoll);
-        return Ok(state_response(&state, counts));
+        return caller_state_response(&app, &state, counts, &caller).await;
     };
     let mut following = app.service.follow_event(&id, Transport::LongPoll).await?;
     let deadline = Instant::now() + timeout;
@@ -578,9 +611,9 @@ pub async fn changes(
     loop {
         match &update {
             Some(EventUpdate::Deleted) => return Err(Error::EventNotFound),
-            Some(EventUpdate::State(s)) if s.cursor > since => {
+            Some(EventUpdate::State(s)) if s.cursor.is_after(&since) => {
                 following.delivered();
-                return Ok(state_response(s, s.shows_counts(admin, false)));
+                return caller_state_response(&app, s, s.view_for(admin, false), &caller).await;
             }
             _ => {}
         }
@@ -600,6 +633,8 @@ const KEEP_ALIVE: &[u8] = b":\n\n";
 
 struct StreamState {
     following: EventFollowing,
+    /// What the stream starts with: `retry:`, and the caller's upvotes.
+    preamble: Bytes,
     admin: bool,
     last_sent: Option<Cursor>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -630,8 +665,16 @@ pub async fn events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Cursor::parse(v.trim()));
+    let mut preamble = RETRY.to_vec();
+    if let Some(voter) = &caller.voter {
+        let mine = app.service.qa_upvoted(&id, voter).await?;
+        preamble.extend_from_slice(
+            format!("event: upvoted\ndata: {}\n\n", json!({"ids": mine})).as_bytes(),
+        );
+    }
     let state = StreamState {
         following,
+        preamble: Bytes::from(preamble),
         admin,
         last_sent,
         shutdown: Box::pin(app.shutdown.triggered_owned()),
@@ -657,7 +700,8 @@ fn event_stream(state: StreamState) -> impl Stream<Item = Result<Bytes, Infallib
         }
         if !st.started {
             st.started = true;
-            return Some((Ok(Bytes::from_static(RETRY)), st));
+            let preamble = st.preamble.clone();
+            return Some((Ok(preamble), st));
         }
         let mut update = st.following.follower.latest();
         loop {
@@ -668,12 +712,14 @@ fn event_stream(state: StreamState) -> impl Stream<Item = Result<Bytes, Infallib
                     let text = format!("event: deleted\ndata: {{\"id\":\"{id}\"}}\n\n");
                     return Some((Ok(Bytes::from(text)), st));
                 }
-                Some(EventUpdate::State(s)) if st.last_sent.is_none_or(|c| s.cursor > c) => {
+                Some(EventUpdate::State(s))
+                    if st.last_sent.is_none_or(|c| s.cursor.is_after(&c)) =>
+                {
                     st.last_sent = Some(s.cursor);
                     st.following.delivered();
                     let now = Instant::now();
                     st.alive_timer.as_mut().reset(now + st.keep_alive);
-                    return Some((Ok(s.sse_event(s.shows_counts(st.admin, false))), st));
+                    return Some((Ok(s.sse_event(s.view_for(st.admin, false))), st));
                 }
                 _ => {}
             }

@@ -11,6 +11,7 @@ pub mod longpoll;
 pub mod openapi;
 pub mod ops;
 pub mod polls;
+pub mod qa;
 pub mod ratelimit;
 pub mod schema;
 pub mod security;
@@ -130,6 +131,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/events/{id}/events", get(events::events))
         .route("/api/events/{id}/ws", get(event_ws::upgrade))
         .route("/api/join/{code}", get(events::join))
+        .route("/api/events/{id}/qa", get(qa::page).post(qa::post))
+        .route(
+            "/api/events/{id}/qa/{qid}/upvote",
+            post(qa::upvote).delete(qa::take_back),
+        )
+        .route("/api/events/{id}/qa/{qid}/{action}", post(qa::moderate))
         .route("/api/stats", get(ops::stats))
         .route("/api/openapi.json", get(openapi::document))
         // One `layer` call: each wraps every route again, and so boxes one

@@ -109,6 +109,9 @@ pub fn error_codes() -> Vec<&'static str> {
         Error::ShuttingDown,
         Error::EventNotFound,
         Error::HasVotes,
+        Error::QuestionNotFound,
+        Error::OwnQuestion,
+        Error::TooManyQuestions,
     ];
     // A new variant must be listed above: this match stops compiling.
     for e in &every {
@@ -134,7 +137,10 @@ pub fn error_codes() -> Vec<&'static str> {
             | Error::StoreUnavailable
             | Error::ShuttingDown
             | Error::EventNotFound
-            | Error::HasVotes => {}
+            | Error::HasVotes
+            | Error::QuestionNotFound
+            | Error::OwnQuestion
+            | Error::TooManyQuestions => {}
             // Its code is `not_found`, listed with `NotFound`.
             Error::CodeNotFound => {}
         }

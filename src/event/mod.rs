@@ -7,6 +7,7 @@
 //! built here is checked, so store keys are only ever made from valid ids.
 
 pub mod moves;
+pub mod qa;
 pub mod view;
 
 use std::fmt;
@@ -131,9 +132,17 @@ pub struct EventRecord {
     /// The question on screen; `None` is the lobby.
     pub current: Option<PollId>,
     pub results_shown: bool,
+    /// The audience's questions (`qa_moderation` inside).
+    pub qa: qa::Board,
 }
 
 impl EventRecord {
+    /// Whether this record is newer than `other` (the event's own version
+    /// and its board's both only rise).
+    pub fn is_newer_than(&self, other: &EventRecord) -> bool {
+        (self.version, self.qa.version) > (other.version, other.qa.version)
+    }
+
     /// The 0-based place of the current question in the deck.
     pub fn current_index(&self) -> Option<usize> {
         let current = self.current.as_ref()?;
@@ -163,29 +172,49 @@ impl EventChange {
     }
 }
 
-/// The opaque position a follower has seen: the event's version and the
-/// current question's. Ordered: an event change outranks any poll change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+/// The opaque position a follower has seen: the event's version, the
+/// current question's and the Q&A board's. Ordered: an event change
+/// outranks any poll change; the board's version is independent of both,
+/// so two cursors compare as newer when one part rose and none fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cursor {
     pub event: u64,
     pub poll: u64,
+    pub qa: u64,
+}
+
+impl Cursor {
+    /// Whether a state at `self` is news to a follower at `seen`.
+    pub fn is_after(&self, seen: &Cursor) -> bool {
+        self.event > seen.event
+            || (self.event == seen.event
+                && self.poll >= seen.poll
+                && self.qa >= seen.qa
+                && self != seen)
+    }
 }
 
 impl Cursor {
     /// Reads a cursor the server gave; anything else is `None` (a client
     /// that sends garbage simply gets the current state).
     pub fn parse(text: &str) -> Option<Self> {
-        let (e, p) = text.split_once('.')?;
-        Some(Self {
-            event: e.parse().ok()?,
-            poll: p.parse().ok()?,
-        })
+        let mut parts = text.split('.');
+        let event = parts.next()?.parse().ok()?;
+        let poll = parts.next()?.parse().ok()?;
+        let qa = match parts.next() {
+            Some(q) => q.parse().ok()?,
+            None => 0,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self { event, poll, qa })
     }
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.event, self.poll)
+        write!(f, "{}.{}.{}", self.event, self.poll, self.qa)
     }
 }
 
@@ -214,10 +243,22 @@ mod tests {
 
     #[test]
     fn cursors_order_event_changes_before_poll_changes() {
-        let a = Cursor { event: 3, poll: 90 };
-        let b = Cursor { event: 4, poll: 1 };
-        assert!(b > a);
+        let a = Cursor {
+            event: 3,
+            poll: 90,
+            qa: 5,
+        };
+        let b = Cursor {
+            event: 4,
+            poll: 1,
+            qa: 5,
+        };
+        assert!(b.is_after(&a) && !a.is_after(&b));
+        let c = Cursor { qa: 6, ..b };
+        assert!(c.is_after(&b) && !b.is_after(&c));
+        assert!(!b.is_after(&b));
         assert_eq!(Cursor::parse(&b.to_string()), Some(b));
+        assert_eq!(Cursor::parse("4.1"), Some(Cursor { qa: 0, ..b }));
         assert_eq!(Cursor::parse("x"), None);
         assert_eq!(Cursor::parse("1.-2"), None);
     }

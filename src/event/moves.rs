@@ -104,6 +104,7 @@ mod tests {
             current: current.map(|i| deck[i].id.clone()),
             deck,
             results_shown: true,
+            qa: Default::default(),
         }
     }
 

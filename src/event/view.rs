@@ -36,6 +36,49 @@ impl DeckJson {
     }
 }
 
+/// The board as JSON, encoded once per board version: everyone's view and
+/// the host's (which adds the questions held back).
+#[derive(Debug)]
+pub struct BoardJson {
+    version: u64,
+    public: String,
+    host: String,
+}
+
+impl BoardJson {
+    pub fn new(record: &EventRecord) -> Arc<Self> {
+        let b = &record.qa;
+        let public = serde_json::json!({
+            "version": b.version, "moderation": b.moderation, "public": b.public,
+            "pinned": b.pinned, "questions": b.top,
+        });
+        let mut host = public.clone();
+        host["held"] = serde_json::to_value(&b.held).expect("items serialise");
+        Arc::new(Self {
+            version: b.version,
+            public: public.to_string(),
+            host: host.to_string(),
+        })
+    }
+
+    /// Whether this encoding is still that of `record`'s board.
+    pub fn matches(&self, record: &EventRecord) -> bool {
+        self.version == record.qa.version
+    }
+}
+
+/// Who a state is rendered for: it decides whether the current question's
+/// counts show and whether the board's held questions do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// The audience, counts withheld.
+    Hidden,
+    /// The audience, counts shown.
+    Counts,
+    /// The host: counts, and the questions held back from the board.
+    Host,
+}
+
 /// One rendering: JSON, and the WebSocket and SSE forms of it.
 #[derive(Debug)]
 struct Rendered {
@@ -52,8 +95,8 @@ pub struct EventSnapshot {
     pub now: Option<Arc<Snapshot>>,
     pub cursor: Cursor,
     deck: Arc<DeckJson>,
-    full: OnceLock<Rendered>,
-    hidden: OnceLock<Rendered>,
+    board: Arc<BoardJson>,
+    rendered: [OnceLock<Rendered>; 3],
 }
 
 impl EventSnapshot {
@@ -61,42 +104,55 @@ impl EventSnapshot {
         record: Arc<EventRecord>,
         now: Option<Arc<Snapshot>>,
         deck: Arc<DeckJson>,
+        board: Arc<BoardJson>,
     ) -> Arc<Self> {
         let cursor = Cursor {
             event: record.version,
             poll: now.as_ref().map_or(0, |s| s.version()),
+            qa: record.qa.version,
         };
         Arc::new(Self {
             record,
             now,
             cursor,
             deck,
-            full: OnceLock::new(),
-            hidden: OnceLock::new(),
+            board,
+            rendered: Default::default(),
         })
     }
 
-    /// Whether a caller sees the current question's counts: the host
-    /// always; everyone else when the screen shows them and the poll's own
-    /// rule allows (a voter of an `after_vote` poll: `voted`).
-    pub fn shows_counts(&self, admin: bool, voted: bool) -> bool {
-        let Some(now) = &self.now else { return true };
-        admin
-            || (self.record.results_shown
-                && crate::visibility::Viewer {
-                    admin: false,
-                    voted,
-                }
-                .sees_counts(&now.results))
+    /// How a caller sees this state: the host all of it; everyone else
+    /// the current question's counts when the screen shows them and the
+    /// poll's own rule allows (a voter of an `after_vote` poll: `voted`).
+    pub fn view_for(&self, admin: bool, voted: bool) -> View {
+        if admin {
+            return View::Host;
+        }
+        let Some(now) = &self.now else {
+            return View::Counts;
+        };
+        let viewer = crate::visibility::Viewer {
+            admin: false,
+            voted,
+        };
+        if self.record.results_shown && viewer.sees_counts(&now.public_view().results) {
+            View::Counts
+        } else {
+            View::Hidden
+        }
     }
 
-    fn rendered(&self, counts: bool) -> &Rendered {
-        let cell = if counts { &self.full } else { &self.hidden };
-        cell.get_or_init(|| {
-            let now = match &self.now {
-                None => "null".to_owned(),
-                Some(s) if counts => s.json().to_owned(),
-                Some(s) => s.hidden().json().to_owned(),
+    fn rendered(&self, view: View) -> &Rendered {
+        self.rendered[view as usize].get_or_init(|| {
+            let now = match (&self.now, view) {
+                (None, _) => "null".to_owned(),
+                (Some(s), View::Host) => s.json().to_owned(),
+                (Some(s), View::Counts) => s.public_view().json().to_owned(),
+                (Some(s), View::Hidden) => s.public_view().hidden().json().to_owned(),
+            };
+            let board = match view {
+                View::Host => &self.board.host,
+                _ => &self.board.public,
             };
             let r = &self.record;
             let head = serde_json::json!({
@@ -106,10 +162,11 @@ impl EventSnapshot {
             })
             .to_string();
             let json = format!(
-                "{},\"questions\":{},\"now\":{}}}",
+                "{},\"questions\":{},\"now\":{},\"qa\":{}}}",
                 &head[..head.len() - 1],
                 self.deck.json,
-                now
+                now,
+                board
             );
             Rendered {
                 json: Bytes::from(json),
@@ -120,13 +177,13 @@ impl EventSnapshot {
     }
 
     /// The state as a JSON body.
-    pub fn json(&self, counts: bool) -> Bytes {
-        self.rendered(counts).json.clone()
+    pub fn json(&self, view: View) -> Bytes {
+        self.rendered(view).json.clone()
     }
 
     /// The WebSocket push, `{"type":"event", …state}`.
-    pub fn ws_frame(&self, counts: bool) -> Utf8Bytes {
-        let r = self.rendered(counts);
+    pub fn ws_frame(&self, view: View) -> Utf8Bytes {
+        let r = self.rendered(view);
         r.ws.get_or_init(|| {
             let json = std::str::from_utf8(&r.json).expect("JSON is UTF-8");
             format!("{{\"type\":\"event\",{}", &json[1..]).into()
@@ -135,8 +192,8 @@ impl EventSnapshot {
     }
 
     /// The SSE event: `event: state`, the cursor as its id.
-    pub fn sse_event(&self, counts: bool) -> Bytes {
-        let r = self.rendered(counts);
+    pub fn sse_event(&self, view: View) -> Bytes {
+        let r = self.rendered(view);
         r.sse
             .get_or_init(|| {
                 let json = std::str::from_utf8(&r.json).expect("JSON is UTF-8");

@@ -51,7 +51,12 @@ pub struct Shell {
 }
 
 impl Shell {
-    fn new(state: &EventSnapshot, counts: bool, ui: &Ui, join_url: String) -> Self {
+    fn new(
+        state: &EventSnapshot,
+        counts: crate::event::view::View,
+        ui: &Ui,
+        join_url: String,
+    ) -> Self {
         let record = &state.record;
         let current = record.current_index();
         let question = current

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::follow_poll;
-use crate::event::view::{DeckJson, EventSnapshot, EventUpdate};
+use crate::event::view::{BoardJson, DeckJson, EventSnapshot, EventUpdate};
 use crate::event::{EventChange, EventId, EventRecord};
 use crate::hub::{Follower, Hub, Hubs, PollEvent, Topic};
 use crate::poll::PollId;
@@ -82,6 +82,7 @@ impl Composer {
         let mut event = self.follow_event().await;
         let mut question: Option<Follower> = None;
         let mut deck: Option<Arc<DeckJson>> = None;
+        let mut board: Option<Arc<BoardJson>> = None;
         let mut touched = tokio::time::Instant::now();
         loop {
             let record = match event.latest() {
@@ -113,7 +114,12 @@ impl Composer {
                 _ => DeckJson::new(&record),
             };
             deck = Some(Arc::clone(&deck_json));
-            self.offer(&record, question.as_mut(), deck_json);
+            let board_json = match &board {
+                Some(b) if b.matches(&record) => Arc::clone(b),
+                _ => BoardJson::new(&record),
+            };
+            board = Some(Arc::clone(&board_json));
+            self.offer(&record, question.as_mut(), deck_json, board_json);
             tokio::select! {
                 next = event.next() => if next.is_none() { return },
                 next = next_results(question.as_mut()) => {
@@ -145,16 +151,17 @@ impl Composer {
         record: &Arc<EventRecord>,
         question: Option<&mut Follower>,
         deck: Arc<DeckJson>,
+        board: Arc<BoardJson>,
     ) {
         let now = question.and_then(|f| match f.latest() {
             Some(PollEvent::Results(s)) => Some(s),
             _ => None,
         });
-        let state = EventSnapshot::new(Arc::clone(record), now, deck);
+        let state = EventSnapshot::new(Arc::clone(record), now, deck, board);
         self.rooms.offer_with(&self.id, |cur| {
             let newer = match cur {
                 Some(EventUpdate::Deleted) => false,
-                Some(EventUpdate::State(old)) => state.cursor > old.cursor,
+                Some(EventUpdate::State(old)) => state.cursor.is_after(&old.cursor),
                 None => true,
             };
             if newer {

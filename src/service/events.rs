@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::{Following, Service, Transport, lock};
 use crate::error::Error;
 use crate::event::moves::Move;
-use crate::event::view::{DeckJson, EventSnapshot, EventUpdate};
+use crate::event::view::{BoardJson, DeckJson, EventSnapshot, EventUpdate, View};
 use crate::event::{
     EventChange, EventId, EventRecord, JoinCode, MAX_QUESTIONS, QuestionSummary, parse_title,
 };
@@ -70,6 +70,7 @@ impl Service {
         &self,
         title: &str,
         questions: Vec<NewPoll>,
+        qa_moderation: bool,
     ) -> Result<(EventRecord, AdminToken), Error> {
         let title = parse_title(title).map_err(|e| Error::Validation(format!("title: {e}")))?;
         if questions.len() > MAX_QUESTIONS {
@@ -100,6 +101,7 @@ impl Service {
             admin_token_sha256: hash,
             deck,
             created_at_ms: now_ms(),
+            qa_moderation,
         };
         if !self.store.create_event(&spec).await? {
             // 59 random bits: a clash is all but impossible; say so plainly.
@@ -151,23 +153,21 @@ impl Service {
         self.store.get_event(id).await?.ok_or(Error::EventNotFound)
     }
 
-    /// The event's whole state for one caller, and whether this caller
-    /// sees the current question's counts. While the event has followers
-    /// here, their composer keeps its state current and a GET costs no
-    /// store read; otherwise the event and its question are read.
+    /// The event's whole state for one caller, and how this caller sees
+    /// it, read from the store (so a caller reads its own writes; followers
+    /// get theirs from the composer, never from a read of their own).
     pub async fn event_state(
         &self,
         id: &EventId,
         admin: bool,
         voter: Option<&crate::poll::VoterId>,
-    ) -> Result<(Arc<EventSnapshot>, bool), Error> {
-        self.state_for(id, admin, voter, true).await
+    ) -> Result<(Arc<EventSnapshot>, View), Error> {
+        self.state_for(id, admin, voter).await
     }
 
-    /// The state right after a change this caller made (an admin route's
-    /// answer): always read, since the composer may not have caught up yet.
+    /// The state as the host sees it (every admin route's answer).
     pub async fn fresh_event_state(&self, id: &EventId) -> Result<Arc<EventSnapshot>, Error> {
-        Ok(self.state_for(id, true, None, false).await?.0)
+        Ok(self.state_for(id, true, None).await?.0)
     }
 
     async fn state_for(
@@ -175,25 +175,14 @@ impl Service {
         id: &EventId,
         admin: bool,
         voter: Option<&crate::poll::VoterId>,
-        composed_ok: bool,
-    ) -> Result<(Arc<EventSnapshot>, bool), Error> {
-        let live = composed_ok && self.feed.as_ref().is_none_or(|f| f.is_live());
-        let composed = match self.rooms.current(id) {
-            Some(EventUpdate::State(state)) if live => Some(state),
-            _ => None,
+    ) -> Result<(Arc<EventSnapshot>, View), Error> {
+        let record = self.get_event(id).await?;
+        let now = match &record.current {
+            Some(q) => self.store.get(q).await?.map(Snapshot::new),
+            None => None,
         };
-        let state = match composed {
-            Some(state) => state,
-            None => {
-                let record = self.get_event(id).await?;
-                let now = match &record.current {
-                    Some(q) => self.store.get(q).await?.map(Snapshot::new),
-                    None => None,
-                };
-                let deck = DeckJson::new(&record);
-                EventSnapshot::new(Arc::new(record), now, deck)
-            }
-        };
+        let (deck, board) = (DeckJson::new(&record), BoardJson::new(&record));
+        let state = EventSnapshot::new(Arc::new(record), now, deck, board);
         let now = state.now.clone();
         let voted = match (&now, voter) {
             (Some(s), Some(voter)) if crate::visibility::depends_on_vote(&s.results) => {
@@ -202,8 +191,8 @@ impl Service {
             }
             _ => false,
         };
-        let counts = state.shows_counts(admin, voted);
-        Ok((state, counts))
+        let view = state.view_for(admin, voted);
+        Ok((state, view))
     }
 
     /// The event a join code leads to.
@@ -241,7 +230,7 @@ impl Service {
 
     /// Reads the event again and hands it to this instance's followers at
     /// once (other instances hear it from the store's announcement).
-    async fn announce(&self, id: &EventId) -> Result<EventRecord, Error> {
+    pub(super) async fn announce(&self, id: &EventId) -> Result<EventRecord, Error> {
         let record = self.get_event(id).await?;
         self.hubs
             .events

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 mod compose;
 mod events;
+mod qa;
 
 pub use events::EventFollowing;
 

@@ -22,6 +22,8 @@ pub struct CreateEvent {
     pub admin_token_sha256: String,
     pub deck: Vec<QuestionSummary>,
     pub created_at_ms: u64,
+    /// New Q&A questions wait for the host's approval.
+    pub qa_moderation: bool,
 }
 
 /// The start of a move, as the event's own compare-and-set settled it.

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod group_commit;
 pub mod memory;
+pub mod qa;
 pub mod redis;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ pub use crate::hub::Topic;
 use crate::poll::{Choice, IdempotencyKey, Kind, NewPoll, PollId, Refusal, Results, VoterId};
 
 pub use events::EventStore;
+pub use qa::QaStore;
 
 /// The store could not be reached in time; the request may be retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -151,7 +153,7 @@ pub trait ChangeFeed: Send + Sync {
 /// What every backend provides. Each method is atomic on its own: no reader
 /// ever sees a half-created poll or a count without its version bump.
 #[async_trait]
-pub trait Store: EventStore + Send + Sync + 'static {
+pub trait Store: EventStore + QaStore + Send + Sync + 'static {
     /// Creates the poll unless its id is taken; `Ok(None)` when it was.
     async fn create(&self, poll: &CreatePoll) -> Result<Option<Results>, Unavailable>;
 

@@ -26,6 +26,7 @@ mod pacing;
 mod pages;
 mod polls;
 mod process;
+mod qa;
 mod rate_limit;
 mod reconnect_storm;
 mod redis_faults;

@@ -19,6 +19,7 @@ struct Stored {
     /// Questions a move may have left open (see [`MoveStart::Started`]).
     dirty: Vec<PollId>,
     expires: Option<Instant>,
+    qa: super::qa::QaBoard,
 }
 
 /// Every event and join code of the instance.
@@ -44,6 +45,25 @@ impl Events {
 }
 
 impl MemoryStore {
+    /// Runs `f` on the live event's board (renewing the event's life when
+    /// the board changed); `None` for an unknown event.
+    pub(super) fn with_board<T>(
+        &self,
+        id: &EventId,
+        f: impl FnOnce(&mut super::qa::QaBoard) -> T,
+    ) -> Option<T> {
+        let now = Instant::now();
+        let expires = self.expiry(now);
+        let mut events = self.events();
+        let stored = events.live(id, now)?;
+        let before = stored.qa.board().version;
+        let out = f(&mut stored.qa);
+        if stored.qa.board().version != before {
+            stored.expires = expires;
+        }
+        Some(out)
+    }
+
     fn events(&self) -> std::sync::MutexGuard<'_, Events> {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,6 +117,7 @@ impl EventStore for MemoryStore {
             deck: e.deck.clone(),
             current: None,
             results_shown: true,
+            qa: Default::default(),
         };
         events.by_id.insert(
             e.id.clone(),
@@ -105,16 +126,17 @@ impl EventStore for MemoryStore {
                 admin_token_sha256: e.admin_token_sha256.clone(),
                 dirty: Vec::new(),
                 expires,
+                qa: super::qa::QaBoard::new(e.qa_moderation),
             },
         );
         Ok(true)
     }
 
     async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, Unavailable> {
-        Ok(self
-            .events()
-            .live(id, Instant::now())
-            .map(|s| s.record.clone()))
+        Ok(self.events().live(id, Instant::now()).map(|s| EventRecord {
+            qa: s.qa.board(),
+            ..s.record.clone()
+        }))
     }
 
     async fn event_token_sha256(&self, id: &EventId) -> Result<Option<String>, Unavailable> {

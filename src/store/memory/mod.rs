@@ -10,6 +10,7 @@
 
 mod cloud;
 pub mod events;
+pub mod qa;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -14,6 +14,13 @@
 --                      results_shown (0/1), dirty (ids a move may have
 --                      left open)
 -- KEYS[2] deck hash    PREFIX:event:{EID}:deck   question id -> summary JSON
+-- KEYS[3] Q&A hash     PREFIX:event:{EID}:qa     t:ID text JSON, s:ID status,
+--                      v:ID votes, a:ID author voter, p:VOTER last post (ms),
+--                      u:VOTER the ids VOTER upvoted (",3,7,")
+-- KEYS[4] board zset   PREFIX:event:{EID}:qa:board  public ids by board order
+-- KEYS[5] held zset    PREFIX:event:{EID}:qa:held   pending and hidden ids
+-- KEYS[6] upvotes set  PREFIX:event:{EID}:qa:ups    "ID:VOTER"
+-- (the event hash also holds qa_version, qa_seq, qa_pin, qa_moderation)
 -- ARGV[1] operation, ARGV[2] event id, ARGV[3] the event's changes channel,
 -- ARGV[4] TTL in milliseconds (0: never expires); more per operation.
 --
@@ -22,6 +29,7 @@
 -- and instances re-read the event (one read per change per instance).
 
 local ev, deck = KEYS[1], KEYS[2]
+local qa, board, held, ups = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local op, id, channel = ARGV[1], ARGV[2], ARGV[3]
 local ttl_ms = tonumber(ARGV[4])
 -- PUBLISH on one Redis; the cluster store runs this script with SPUBLISH here.
@@ -29,13 +37,16 @@ local PUBLISH = 'PUBLISH'
 
 local function touch()
   if ttl_ms > 0 then
-    redis.call('PEXPIRE', ev, ttl_ms)
-    redis.call('PEXPIRE', deck, ttl_ms)
+    for _, key in ipairs(KEYS) do
+      redis.call('PEXPIRE', key, ttl_ms)
+    end
   end
 end
 
 local function announce(version)
-  redis.call(PUBLISH, channel, '{"event":"' .. id .. '","version":' .. version .. '}')
+  local qa_version = redis.call('HGET', ev, 'qa_version') or '0'
+  redis.call(PUBLISH, channel, '{"event":"' .. id .. '","version":' .. version
+    .. ',"qa":' .. qa_version .. '}')
 end
 
 local function split(text)
@@ -61,25 +72,53 @@ end
 local ops = {}
 
 -- ARGV[5] title, [6] code, [7] created_at, [8] admin_token_sha256,
--- then pairs: question id, summary JSON (in deck order).
+-- [9] qa_moderation (0/1), then pairs: question id, summary JSON (in deck
+-- order).
 function ops.create()
   if redis.call('EXISTS', ev) == 1 then
     return { 'err', 'exists' }
   end
   local order = {}
-  for i = 9, #ARGV, 2 do
+  for i = 10, #ARGV, 2 do
     order[#order + 1] = ARGV[i]
     redis.call('HSET', deck, ARGV[i], ARGV[i + 1])
   end
   redis.call('HSET', ev, 'title', ARGV[5], 'code', ARGV[6], 'created_at', ARGV[7],
     'admin_token_sha256', ARGV[8], 'version', 0, 'order', table.concat(order, ' '),
-    'current', '', 'results_shown', 1, 'dirty', '')
+    'current', '', 'results_shown', 1, 'dirty', '', 'qa_version', 0, 'qa_seq', 0,
+    'qa_pin', '', 'qa_moderation', ARGV[9])
   touch()
   return { 'ok' }
 end
 
+-- The four fields of one Q&A question: id, status, votes, text JSON.
+local function qa_item(list, qid)
+  local f = redis.call('HMGET', qa, 's:' .. qid, 'v:' .. qid, 't:' .. qid)
+  list[#list + 1] = qid
+  list[#list + 1] = f[1] or 'hidden'
+  list[#list + 1] = f[2] or '0'
+  list[#list + 1] = f[3] or '{}'
+end
+
+-- Public ids in board order with the pinned one first.
+local function qa_ordered(pin, from, count)
+  local ids = {}
+  if pin ~= '' then
+    ids[1] = pin
+  end
+  local ranked = redis.call('ZREVRANGE', board, 0, from + count)
+  for _, qid in ipairs(ranked) do
+    if qid ~= pin then
+      ids[#ids + 1] = qid
+    end
+  end
+  return ids
+end
+
 -- {'ok', title, code, created_at, version, current, results_shown,
---  n, id1, summary1, …}
+--  n, id1, summary1, …, then the board: qa_version, qa_moderation, pin,
+--  public count, n top (pinned first when there is one), their fields,
+--  n held, their fields}
 function ops.read()
   local e = redis.call('HMGET', ev, 'title', 'code', 'created_at', 'version', 'order',
     'current', 'results_shown')
@@ -92,6 +131,23 @@ function ops.read()
   for i, qid in ipairs(order) do
     reply[#reply + 1] = qid
     reply[#reply + 1] = summaries[i] or ''
+  end
+  local q = redis.call('HMGET', ev, 'qa_version', 'qa_moderation', 'qa_pin')
+  local pin = q[3] or ''
+  reply[#reply + 1] = q[1] or '0'
+  reply[#reply + 1] = q[2] or '0'
+  reply[#reply + 1] = pin
+  reply[#reply + 1] = redis.call('ZCARD', board)
+  local top = qa_ordered(pin, 0, 50)
+  local n = math.min(#top, pin ~= '' and 51 or 50)
+  reply[#reply + 1] = n
+  for i = 1, n do
+    qa_item(reply, top[i])
+  end
+  local waiting = redis.call('ZRANGE', held, 0, 49)
+  reply[#reply + 1] = #waiting
+  for _, qid in ipairs(waiting) do
+    qa_item(reply, qid)
   end
   return reply
 end
@@ -247,13 +303,177 @@ function ops.delete()
   if not e[1] then
     return { 'err', 'not_found' }
   end
-  redis.call('DEL', ev, deck)
+  redis.call('DEL', ev, deck, qa, board, held, ups)
   redis.call(PUBLISH, channel, '{"event":"' .. id .. '","deleted":true}')
   local reply = { 'ok', e[1] }
   for _, q in ipairs(split(e[2])) do
     reply[#reply + 1] = q
   end
   return reply
+end
+
+-- The board order as one score: open before answered, then most votes,
+-- then the oldest (lowest id) first.
+local function qa_score(qid, status, votes)
+  local open = status == 'answered' and 0 or 1
+  return open * 1099511627776 + votes * 4096 + (4095 - tonumber(qid))
+end
+
+-- A change of the board: its version rises and followers hear of it.
+local function qa_changed()
+  redis.call('HINCRBY', ev, 'qa_version', 1)
+  touch()
+  announce(redis.call('HGET', ev, 'version'))
+end
+
+local function qa_reply(qid)
+  local reply = { 'ok' }
+  qa_item(reply, qid)
+  reply[#reply + 1] = redis.call('HGET', ev, 'qa_pin') or ''
+  return reply
+end
+
+-- ARGV[5] voter, ARGV[6] text JSON ({"text","name"}). Refusals:
+-- not_found, rate_limited:MS, too_many.
+function ops.qa_post()
+  local e = redis.call('HMGET', ev, 'qa_seq', 'qa_moderation')
+  if not e[1] then
+    return { 'err', 'not_found' }
+  end
+  local voter = ARGV[5]
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('HGET', qa, 'p:' .. voter))
+  if last and now - last < 10000 then
+    return { 'err', 'rate_limited:' .. (10000 - (now - last)) }
+  end
+  local seq = tonumber(e[1]) + 1
+  if seq > 2000 then
+    return { 'err', 'too_many' }
+  end
+  local status = e[2] == '1' and 'pending' or 'open'
+  redis.call('HSET', ev, 'qa_seq', seq)
+  redis.call('HSET', qa, 't:' .. seq, ARGV[6], 's:' .. seq, status, 'v:' .. seq, 0,
+    'a:' .. seq, voter, 'p:' .. voter, now)
+  if status == 'open' then
+    redis.call('ZADD', board, qa_score(seq, status, 0), seq)
+  else
+    redis.call('ZADD', held, seq, seq)
+  end
+  qa_changed()
+  return qa_reply(tostring(seq))
+end
+
+-- ARGV[5] question id, ARGV[6] voter, ARGV[7] '1' up / '0' take back.
+function ops.qa_vote()
+  if redis.call('EXISTS', ev) == 0 then
+    return { 'err', 'not_found' }
+  end
+  local qid, voter = ARGV[5], ARGV[6]
+  local f = redis.call('HMGET', qa, 's:' .. qid, 'a:' .. qid, 'v:' .. qid)
+  if f[1] ~= 'open' and f[1] ~= 'answered' then
+    return { 'err', 'question_not_found' }
+  end
+  if f[2] == voter then
+    return { 'err', 'own_question' }
+  end
+  local member = qid .. ':' .. voter
+  local changed, delta
+  if ARGV[7] == '1' then
+    changed, delta = redis.call('SADD', ups, member), 1
+  else
+    changed, delta = redis.call('SREM', ups, member), -1
+  end
+  if changed == 1 then
+    local votes = redis.call('HINCRBY', qa, 'v:' .. qid, delta)
+    redis.call('ZADD', board, qa_score(qid, f[1], votes), qid)
+    local mine = redis.call('HGET', qa, 'u:' .. voter) or ','
+    if delta == 1 then
+      mine = mine .. qid .. ','
+    else
+      mine = string.gsub(mine, ',' .. qid .. ',', ',', 1)
+    end
+    redis.call('HSET', qa, 'u:' .. voter, mine)
+    qa_changed()
+  end
+  return qa_reply(qid)
+end
+
+-- ARGV[5] question id, ARGV[6] approve | hide | answer | pin.
+function ops.qa_mod()
+  local e = redis.call('HMGET', ev, 'qa_pin')
+  if redis.call('EXISTS', ev) == 0 then
+    return { 'err', 'not_found' }
+  end
+  local qid, action = ARGV[5], ARGV[6]
+  local f = redis.call('HMGET', qa, 's:' .. qid, 'v:' .. qid)
+  local status, votes = f[1], tonumber(f[2] or '0')
+  if not status then
+    return { 'err', 'question_not_found' }
+  end
+  local pin = e[1] or ''
+  local new_status, new_pin = status, pin
+  if action == 'approve' then
+    if status == 'pending' then
+      new_status = 'open'
+    end
+  elseif action == 'hide' then
+    new_status = 'hidden'
+    if pin == qid then
+      new_pin = ''
+    end
+  elseif action == 'answer' then
+    new_status = 'answered'
+  elseif action == 'pin' then
+    if status == 'hidden' then
+      return { 'err', 'question_not_found' }
+    end
+    if status == 'pending' then
+      new_status = 'open'
+    end
+    new_pin = pin == qid and '' or qid
+  else
+    return { 'err', 'unknown_action' }
+  end
+  if new_status == status and new_pin == pin then
+    return qa_reply(qid)
+  end
+  redis.call('HSET', qa, 's:' .. qid, new_status)
+  redis.call('HSET', ev, 'qa_pin', new_pin)
+  if new_status == 'open' or new_status == 'answered' then
+    redis.call('ZREM', held, qid)
+    redis.call('ZADD', board, qa_score(qid, new_status, votes), qid)
+  else
+    redis.call('ZREM', board, qid)
+    redis.call('ZADD', held, qid, qid)
+  end
+  qa_changed()
+  return qa_reply(qid)
+end
+
+-- ARGV[5] offset, ARGV[6] limit: {'ok', public count, pin, n, fields…}
+function ops.qa_page()
+  local pin = redis.call('HGET', ev, 'qa_pin')
+  if not pin then
+    return { 'err', 'not_found' }
+  end
+  local offset, limit = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local ids = qa_ordered(pin, offset, limit)
+  local reply = { 'ok', redis.call('ZCARD', board), pin }
+  local page = {}
+  for i = offset + 1, math.min(#ids, offset + limit) do
+    page[#page + 1] = ids[i]
+  end
+  reply[#reply + 1] = #page
+  for _, qid in ipairs(page) do
+    qa_item(reply, qid)
+  end
+  return reply
+end
+
+-- ARGV[5] voter: {'ok', ",3,7,"}
+function ops.qa_upvoted()
+  return { 'ok', redis.call('HGET', qa, 'u:' .. ARGV[5]) or ',' }
 end
 
 local run = ops[op]

@@ -6,10 +6,13 @@ use async_trait::async_trait;
 use redis::{ScriptInvocation, Value};
 
 use super::store::{Core, Fields, RedisStore};
+use crate::event::qa::{self, Action, Board, Item, NewQuestion, Status};
 use crate::event::{EventId, EventRecord, JoinCode, QuestionSummary};
 use crate::poll::PollId;
+use crate::poll::VoterId;
 use crate::store::Unavailable;
 use crate::store::events::{Cas, CreateEvent, DeckEdit, EventStore, MoveStart};
+use crate::store::qa::{QaRefusal, QaStore};
 
 impl Core {
     /// The event script call for `op` on event `id`.
@@ -17,7 +20,11 @@ impl Core {
         let mut call = self.conn.event_script().prepare_invoke();
         call.key(self.keys.event(id))
             .key(self.keys.deck(id))
-            .arg(op)
+            .key(self.keys.qa(id));
+        for key in self.keys.qa_keys(id) {
+            call.key(key);
+        }
+        call.arg(op)
             .arg(id.as_str())
             .arg(self.keys.event_changes(id))
             .arg(self.limits.poll_ttl.as_millis() as u64);
@@ -105,7 +112,8 @@ impl EventStore for RedisStore {
         call.arg(&e.title)
             .arg(e.code.as_str())
             .arg(e.created_at_ms)
-            .arg(&e.admin_token_sha256);
+            .arg(&e.admin_token_sha256)
+            .arg(u8::from(e.qa_moderation));
         for q in &e.deck {
             call.arg(q.id.as_str()).arg(summary_json(q));
         }
@@ -137,6 +145,7 @@ impl EventStore for RedisStore {
                 kind,
             });
         }
+        let qa = read_board(&mut f)?;
         Ok(Some(EventRecord {
             id: id.clone(),
             title,
@@ -150,6 +159,7 @@ impl EventStore for RedisStore {
             },
             deck,
             results_shown,
+            qa,
         }))
     }
 
@@ -263,6 +273,162 @@ impl EventStore for RedisStore {
             }
         }
         Ok(true)
+    }
+}
+
+/// One Q&A question from a reply: id, status, votes, text JSON.
+fn read_item(f: &mut Fields, pin: &str) -> Result<Item, Unavailable> {
+    let id = f.string()?;
+    let status = Status::parse(&f.string()?).unwrap_or(Status::Hidden);
+    let votes = f.int()?;
+    #[derive(serde::Deserialize)]
+    struct Text {
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let text: Text = serde_json::from_str(&f.string()?)
+        .map_err(|e| Unavailable(format!("unreadable Q&A question: {e}")))?;
+    Ok(Item {
+        pinned: id == pin,
+        id: id
+            .parse()
+            .map_err(|_| Unavailable(format!("bad Q&A id {id:?}")))?,
+        text: text.text,
+        name: text.name,
+        votes,
+        status,
+    })
+}
+
+/// The board at the end of a `read` reply.
+fn read_board(f: &mut Fields) -> Result<Board, Unavailable> {
+    let version = f.int()?;
+    let moderation = f.string()? == "1";
+    let pin = f.string()?;
+    let public = f.int()? as u32;
+    let mut top = Vec::new();
+    for _ in 0..f.int()? {
+        top.push(read_item(f, &pin)?);
+    }
+    let pinned = if !pin.is_empty() && top.first().is_some_and(|i| i.pinned) {
+        Some(top.remove(0))
+    } else {
+        None
+    };
+    top.truncate(qa::TOP);
+    let mut held = Vec::new();
+    for _ in 0..f.int()? {
+        held.push(read_item(f, &pin)?);
+    }
+    Ok(Board {
+        version,
+        pinned,
+        top,
+        public,
+        held,
+        moderation,
+    })
+}
+
+/// A Q&A step's reply: the question, or the refusal.
+fn qa_outcome(reply: Result<Fields, String>) -> Result<Result<Item, QaRefusal>, Unavailable> {
+    match reply {
+        Ok(mut f) => {
+            // The item's four fields, then the pin.
+            let rest: Vec<Value> = f.0.by_ref().collect();
+            let pin = match rest.last() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            let mut item_fields = Fields(rest.into_iter());
+            Ok(Ok(read_item(&mut item_fields, &pin)?))
+        }
+        Err(code) => Ok(Err(match code.as_str() {
+            "not_found" => QaRefusal::EventNotFound,
+            "own_question" => QaRefusal::OwnQuestion,
+            "too_many" => QaRefusal::TooMany,
+            c if c.starts_with("rate_limited:") => {
+                QaRefusal::RateLimited(c["rate_limited:".len()..].parse().unwrap_or(10_000))
+            }
+            _ => QaRefusal::QuestionNotFound,
+        })),
+    }
+}
+
+#[async_trait]
+impl QaStore for RedisStore {
+    async fn qa_post(
+        &self,
+        event: &EventId,
+        voter: &VoterId,
+        question: &NewQuestion,
+    ) -> Result<Result<Item, QaRefusal>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.event_call("qa_post", event);
+        let text = serde_json::json!({"text": question.text, "name": question.name}).to_string();
+        call.arg(voter.as_str()).arg(text);
+        qa_outcome(core.event_invoke(&call).await?)
+    }
+
+    async fn qa_upvote(
+        &self,
+        event: &EventId,
+        id: u32,
+        voter: &VoterId,
+        up: bool,
+    ) -> Result<Result<Item, QaRefusal>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.event_call("qa_vote", event);
+        call.arg(id).arg(voter.as_str()).arg(u8::from(up));
+        qa_outcome(core.event_invoke(&call).await?)
+    }
+
+    async fn qa_moderate(
+        &self,
+        event: &EventId,
+        id: u32,
+        action: Action,
+    ) -> Result<Result<Item, QaRefusal>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.event_call("qa_mod", event);
+        call.arg(id).arg(action.as_str());
+        qa_outcome(core.event_invoke(&call).await?)
+    }
+
+    async fn qa_page(
+        &self,
+        event: &EventId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<(Vec<Item>, u32)>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.event_call("qa_page", event);
+        call.arg(offset).arg(limit);
+        let Ok(mut f) = core.event_invoke(&call).await? else {
+            return Ok(None);
+        };
+        let public = f.int()? as u32;
+        let pin = f.string()?;
+        let mut items = Vec::new();
+        for _ in 0..f.int()? {
+            items.push(read_item(&mut f, &pin)?);
+        }
+        Ok(Some((items, public)))
+    }
+
+    async fn qa_upvoted(&self, event: &EventId, voter: &VoterId) -> Result<Vec<u32>, Unavailable> {
+        let core = &self.core;
+        let mut call = core.event_call("qa_upvoted", event);
+        call.arg(voter.as_str());
+        let Ok(mut f) = core.event_invoke(&call).await? else {
+            return Ok(Vec::new());
+        };
+        let list = f.string()?;
+        let mut ids: Vec<u32> = list.split(',').filter_map(|s| s.parse().ok()).collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 }
 

@@ -214,6 +214,9 @@ async fn offer_event(
 struct EventMessage<'a> {
     event: &'a str,
     version: Option<u64>,
+    /// The board's version, on Q&A changes (and on every announcement).
+    #[serde(default)]
+    qa: u64,
     #[serde(default)]
     deleted: bool,
 }
@@ -235,7 +238,7 @@ fn deliver_event(store: &Arc<RedisStore>, hubs: &Hubs, payload: &[u8]) {
     }
     if !msg
         .version
-        .is_some_and(|v| hubs.events.wants_event(id.as_str(), v))
+        .is_some_and(|v| hubs.events.wants_event(id.as_str(), v, msg.qa))
     {
         return;
     }

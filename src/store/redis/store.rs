@@ -117,6 +117,22 @@ impl Keys {
         format!("{}:deck", self.event(id))
     }
 
+    /// The event's Q&A hash (texts, statuses, votes, authors).
+    pub fn qa(&self, id: &EventId) -> String {
+        format!("{}:qa", self.event(id))
+    }
+
+    /// The event's Q&A keys after the hash: the board and held sorted sets
+    /// and the upvotes set.
+    pub fn qa_keys(&self, id: &EventId) -> [String; 3] {
+        let qa = self.qa(id);
+        [
+            format!("{qa}:board"),
+            format!("{qa}:held"),
+            format!("{qa}:ups"),
+        ]
+    }
+
     /// The channel announcing an event's changes.
     pub fn event_changes(&self, id: &EventId) -> String {
         format!("{}:changes", self.event(id))

@@ -192,7 +192,7 @@ mod tests {
             status,
             pinned: false,
         };
-        let mut items = vec![
+        let mut items = [
             item(1, 2, Status::Open),
             item(2, 5, Status::Answered),
             item(3, 5, Status::Open),

@@ -615,7 +615,11 @@ async fn failed_join_codes_are_limited_per_client_and_successes_are_free() {
         assert_eq!(res.status(), 404, "failure {i} within the allowance");
     }
     let res = app.get(&format!("/api/join/{wrong}")).await;
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_error(res, 429, "rate_limited").await;
     let res = app.get(&format!("/api/join/{code}")).await;

@@ -8,6 +8,7 @@
 //! So a move costs each instance one read of the event and one of the new
 //! question, a vote costs none, whatever the number of followers here.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,10 @@ use crate::hub::{Follower, Hub, Hubs, PollEvent, Topic};
 use crate::poll::PollId;
 use crate::store::{ChangeFeed, Store};
 
+/// How long the composer gathers changes into one state. Short against
+/// how fast a room can see anything, long against a move's few round
+/// trips to the store.
+const COALESCE: Duration = Duration::from_millis(10);
 /// Pause before reading again when the store did not answer.
 const RETRY: Duration = Duration::from_millis(250);
 /// Longest gap between two renewals of the event's life while its current
@@ -80,7 +85,10 @@ impl Composer {
 
     async fn compose(&self) {
         let mut event = self.follow_event().await;
-        let mut question: Option<Follower> = None;
+        // Every question of the deck stays followed (subscribed, current in
+        // the hub) while the event is: a move then costs no subscription
+        // and no read of the question it opens.
+        let mut questions: HashMap<PollId, Follower> = HashMap::new();
         let mut deck: Option<Arc<DeckJson>> = None;
         let mut board: Option<Arc<BoardJson>> = None;
         let mut touched = tokio::time::Instant::now();
@@ -103,12 +111,15 @@ impl Composer {
                     continue;
                 }
             };
-            if question.as_ref().map(|f| f.poll_id()) != record.current.as_ref() {
-                question = match &record.current {
-                    Some(q) => self.follow_question(q).await,
-                    None => None,
-                };
+            questions.retain(|id, _| record.has_question(id));
+            for q in &record.deck {
+                if !questions.contains_key(&q.id)
+                    && let Some(f) = self.follow_question(&q.id).await
+                {
+                    questions.insert(q.id.clone(), f);
+                }
             }
+            let current = record.current.as_ref();
             let deck_json = match &deck {
                 Some(d) if d.matches(&record) => Arc::clone(d),
                 _ => DeckJson::new(&record),
@@ -119,19 +130,29 @@ impl Composer {
                 _ => BoardJson::new(&record),
             };
             board = Some(Arc::clone(&board_json));
-            self.offer(&record, question.as_mut(), deck_json, board_json);
+            self.offer(
+                &record,
+                current.and_then(|q| questions.get_mut(q)),
+                deck_json,
+                board_json,
+            );
             tokio::select! {
                 next = event.next() => if next.is_none() { return },
-                next = next_results(question.as_mut()) => {
+                next = next_results(current.and_then(|q| questions.get_mut(q))) => {
                     if next.is_none() {
-                        question = None;
-                    } else if touched.elapsed() >= TOUCH_EVERY {
+                        return;
+                    }
+                    if touched.elapsed() >= TOUCH_EVERY {
                         // Votes keep the event alive as long as its questions.
                         touched = tokio::time::Instant::now();
                         let _ = self.store.touch_event(&self.id).await;
                     }
                 },
             }
+            // A move is several changes in a row (the question left closes,
+            // the new one opens, the event points at it): wait a moment so
+            // followers get one state for all of them, not one each.
+            tokio::time::sleep(COALESCE).await;
         }
     }
 

@@ -9,6 +9,8 @@
 mod helpers;
 #[path = "store_props/model.rs"]
 mod model;
+#[path = "store_props/qa.rs"]
+mod qa;
 #[path = "store_props/richer.rs"]
 mod richer;
 
@@ -433,4 +435,27 @@ async fn evalsha_calls(redis: &helpers::TestRedis) -> u64 {
         .and_then(|rest| rest.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The Q&A board against its model, on the embedded store.
+    #[test]
+    fn memory_qa_board_follows_the_model(
+        moderation in any::<bool>(),
+        ops in proptest::collection::vec(qa::op(), 0..40),
+    ) {
+        let store = MemoryStore::new();
+        runtime().block_on(qa::run(&store, moderation, &ops));
+    }
+}
+
+/// The same on the Redis store (`event.lua`).
+#[test]
+fn redis_qa_board_follows_the_model() {
+    let strategy = (any::<bool>(), proptest::collection::vec(qa::op(), 0..40));
+    on_redis(64, 1, &strategy, |rt, store, (moderation, ops)| {
+        rt.block_on(qa::run(store, moderation, &ops));
+    });
 }

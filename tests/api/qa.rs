@@ -13,6 +13,7 @@ both_backends!(
     moderation_keeps_pending_and_hidden_questions_from_everyone_but_the_host,
     bad_posts_and_upvotes_are_refused_and_change_nothing,
     thirty_concurrent_upvotes_count_thirty,
+    no_transport_shows_a_held_question_to_the_audience,
 );
 
 async fn create_event(app: &TestApp, moderation: bool) -> (String, String) {
@@ -369,4 +370,78 @@ async fn thirty_concurrent_upvotes_count_thirty(backend: Backend) {
     });
     assert!(join_all(votes).await.iter().all(|s| *s == 200));
     assert_eq!(board(&app, &id).await["questions"][0]["votes"], 30);
+}
+
+/// SSE, long polling, short polling and paging, read raw: a pending and a
+/// hidden question never reach anyone but the host.
+async fn no_transport_shows_a_held_question_to_the_audience(backend: Backend) {
+    let app = spawn_app(&backend).await;
+    let (id, token) = create_event(&app, true).await;
+    let mut sse = SseClient::connect(&app.url(&format!("/api/events/{id}/events")), None).await;
+    let first = sse.next_event().await.unwrap();
+    let cursor = first.id.clone();
+    let long_poll = {
+        let url = app.url(&format!(
+            "/api/events/{id}/changes?since={cursor}&timeout=20"
+        ));
+        tokio::spawn(async move {
+            send("long poll", client().get(url))
+                .await
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    post_as(&app, &id, "a", "PENDING-SECRET").await;
+    post_as(&app, &id, "b", "HIDDEN-SECRET").await;
+    assert_eq!(
+        moderate(&app, &id, &token, 2, "approve").await.status(),
+        200
+    );
+    assert_eq!(moderate(&app, &id, &token, 2, "hide").await.status(), 200);
+    post_as(&app, &id, "c", "shown").await;
+    assert_eq!(
+        moderate(&app, &id, &token, 3, "approve").await.status(),
+        200
+    );
+    let mut seen = vec![first.data];
+    within("the SSE stream shows the approved one", async {
+        loop {
+            let e = sse.next_event().await.unwrap();
+            let done = e.data.contains("\"shown\"");
+            seen.push(e.data);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    seen.push(within("long poll", long_poll).await.unwrap());
+    seen.push(
+        app.get(&format!("/api/events/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    seen.push(
+        app.get(&format!("/api/events/{id}/qa?limit=100"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    for raw in &seen {
+        assert!(!raw.contains("SECRET"), "held text leaked: {raw}");
+    }
+    // The host does see both.
+    let res = send(
+        "host",
+        app.client
+            .get(app.url(&format!("/api/events/{id}")))
+            .header("authorization", format!("Bearer {token}")),
+    )
+    .await;
+    let host = res.text().await.unwrap();
+    assert!(host.contains("PENDING-SECRET") && host.contains("HIDDEN-SECRET"));
 }

@@ -30,7 +30,7 @@ use super::caller::Caller;
 use super::errors::{JsonBody, QueryParams};
 use super::longpoll::non_negative;
 use super::polls::{CreateBody, csv_field, etag_matches};
-use super::schema::ErrorBody;
+use super::schema::{AdminJsonErrors, ErrorBody};
 use crate::error::Error;
 use crate::event::moves::MoveBody;
 use crate::event::view::{EventSnapshot, EventUpdate, View};
@@ -314,14 +314,7 @@ pub async fn join_code(
     responses(
         (status = 200, description = "The state after the move"),
         (status = 422, description = "`validation_failed`: to out of range or of the wrong type, an unknown step, both or neither", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn move_event(
     State(app): State<AppState>,
@@ -343,14 +336,7 @@ pub async fn move_event(
     responses(
         (status = 200, description = "The state"),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn results(
     State(app): State<AppState>,
@@ -373,14 +359,7 @@ pub async fn results(
     responses(
         (status = 200, description = "The state"),
         (status = 422, description = "`validation_failed` (also: the event is in the lobby)", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn voting(
     State(app): State<AppState>,
@@ -403,14 +382,7 @@ pub async fn voting(
     responses(
         (status = 200, description = "The state"),
         (status = 422, description = "`validation_failed` (also: the deck is full)", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn append(
     State(app): State<AppState>,
@@ -436,14 +408,7 @@ pub async fn append(
         (status = 200, description = "The state"),
         (status = 409, description = "`has_votes`", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn edit(
     State(app): State<AppState>,
@@ -484,14 +449,7 @@ pub async fn delete_question(
     responses(
         (status = 200, description = "The state"),
         (status = 422, description = "`validation_failed`: not every question of the deck exactly once", body = ErrorBody),
-        (status = 400, description = "`bad_request`: the body is not JSON", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no admin token", body = ErrorBody),
-        (status = 403, description = "`forbidden` (wrong token) or `cross_site_request`", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`store_unavailable`", body = ErrorBody,
-            headers(("Retry-After" = u32))),
+        AdminJsonErrors,
     ))]
 pub async fn order(
     State(app): State<AppState>,

@@ -274,3 +274,43 @@ mod tests {
         assert!(codes.contains(&"store_unavailable"));
     }
 }
+
+/// The error answers every admin JSON route of an event shares (bad body,
+/// token missing or wrong, unknown event, store down), documented once.
+pub struct AdminJsonErrors;
+
+impl utoipa::IntoResponses for AdminJsonErrors {
+    fn responses()
+    -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder, ResponsesBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+        };
+        let retry = utoipa::openapi::HeaderBuilder::new()
+            .schema(Some(
+                ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
+            ))
+            .build();
+        ResponsesBuilder::new()
+            .response("400", error("`bad_request`: the body is not JSON"))
+            .response("401", error("`unauthorized`: no admin token"))
+            .response(
+                "403",
+                error("`forbidden` (wrong token) or `cross_site_request`"),
+            )
+            .response("404", error("`event_not_found`"))
+            .response("413", error("`payload_too_large`"))
+            .response("415", error("`unsupported_media_type`"))
+            .response(
+                "503",
+                error("`store_unavailable`").header("Retry-After", retry),
+            )
+            .build()
+            .into()
+    }
+}

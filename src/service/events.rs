@@ -206,17 +206,8 @@ impl Service {
     /// Checks the event's admin token: unknown event first, then missing,
     /// then wrong.
     pub async fn authorize_event(&self, id: &EventId, token: Option<&str>) -> Result<(), Error> {
-        let stored = self
-            .store
-            .event_token_sha256(id)
-            .await?
-            .ok_or(Error::EventNotFound)?;
-        let token = token.ok_or(Error::Unauthorized)?;
-        if AdminToken::matches(token, &stored) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden)
-        }
+        let stored = self.store.event_token_sha256(id).await?;
+        super::check_token(stored.ok_or(Error::EventNotFound)?, token)
     }
 
     /// Whether `token` is the event's admin token.

@@ -237,17 +237,8 @@ impl Service {
 
     /// Checks the admin token: unknown poll first, then missing, then wrong.
     async fn authorize(&self, id: &PollId, token: Option<&str>) -> Result<(), Error> {
-        let stored = self
-            .store
-            .admin_token_sha256(id)
-            .await?
-            .ok_or(Error::PollNotFound)?;
-        let token = token.ok_or(Error::Unauthorized)?;
-        if AdminToken::matches(token, &stored) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden)
-        }
+        let stored = self.store.admin_token_sha256(id).await?;
+        check_token(stored.ok_or(Error::PollNotFound)?, token)
     }
 
     #[tracing::instrument(skip_all, fields(poll = %id))]
@@ -474,6 +465,18 @@ impl Service {
     /// Ready when the store answers and, with Redis, changes are arriving.
     pub async fn ready(&self) -> bool {
         self.store.ping().await.is_ok() && self.feed.as_ref().is_none_or(|f| f.is_live())
+    }
+}
+
+/// Checks a presented admin token against the stored hash: missing is
+/// 401, wrong is 403 (the caller has already answered 404 for an unknown
+/// poll or event).
+pub(crate) fn check_token(stored_sha256: String, token: Option<&str>) -> Result<(), Error> {
+    let token = token.ok_or(Error::Unauthorized)?;
+    if AdminToken::matches(token, &stored_sha256) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden)
     }
 }
 

@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use crate::events::admin;
 use crate::helpers::*;
 use crate::process::TallyProcess;
 
@@ -42,23 +43,6 @@ async fn create_event(app: &TestApp, n: usize) -> (Value, String) {
         v["event"].clone(),
         v["admin_token"].as_str().unwrap().to_owned(),
     )
-}
-
-async fn admin(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app
-        .client
-        .request(method, app.url(path))
-        .header("authorization", format!("Bearer {token}"));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    send(path, req).await
 }
 
 /// One random operation, and what it did to the model.

@@ -42,7 +42,7 @@ async fn create_event(app: &TestApp, n: usize) -> (Value, String) {
     )
 }
 
-async fn admin(
+pub(crate) async fn admin(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,

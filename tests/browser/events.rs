@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 use crate::driver::{Driver, Page};
 use crate::helpers::{Backend, TestApp, WAIT, spawn_app};
 
-/// How soon a move must show on a following page (short polling asks
-/// every 2 s, so its bound is wider).
-const SWITCH_BOUND: Duration = Duration::from_secs(2);
-const POLL_BOUND: Duration = Duration::from_secs(5);
+/// How soon a move must show on a following page: a bound against a page
+/// that never switches, wide enough for a loaded CI box (the switch
+/// latency itself is measured by `scripts/bench-events`, not here). Short
+/// polling asks every 2 s, so its bound is wider.
+const SWITCH_BOUND: Duration = Duration::from_secs(5);
+const POLL_BOUND: Duration = Duration::from_secs(8);
 
 /// Creates an event of `questions` (two options each) on `app`; returns
 /// its state and admin token.

@@ -31,20 +31,6 @@ impl Core {
         call
     }
 
-    /// Runs the event script; `Err(code)` inside is a refusal.
-    async fn event_invoke(
-        &self,
-        call: &ScriptInvocation<'_>,
-    ) -> Result<Result<Fields, String>, Unavailable> {
-        let mut conn = self.conn.clone();
-        let reply: Vec<Value> = self.bounded(call.invoke_async(&mut conn)).await?;
-        let mut fields = Fields(reply.into_iter());
-        match fields.string()?.as_str() {
-            "ok" => Ok(Ok(fields)),
-            _ => Ok(Err(fields.string()?)),
-        }
-    }
-
     /// The code lives in a slot of its own: kept alive as long as the
     /// event (a failure here only shortens its life, never breaks it).
     async fn renew_code(&self, code: &JoinCode) {
@@ -117,12 +103,12 @@ impl EventStore for RedisStore {
         for q in &e.deck {
             call.arg(q.id.as_str()).arg(summary_json(q));
         }
-        Ok(core.event_invoke(&call).await?.is_ok())
+        Ok(core.invoke(&call).await?.is_ok())
     }
 
     async fn get_event(&self, id: &EventId) -> Result<Option<EventRecord>, Unavailable> {
         let core = &self.core;
-        let Ok(mut f) = core.event_invoke(&core.event_call("read", id)).await? else {
+        let Ok(mut f) = core.invoke(&core.event_call("read", id)).await? else {
             return Ok(None);
         };
         let title = f.string()?;
@@ -165,7 +151,7 @@ impl EventStore for RedisStore {
 
     async fn event_token_sha256(&self, id: &EventId) -> Result<Option<String>, Unavailable> {
         let core = &self.core;
-        match core.event_invoke(&core.event_call("token", id)).await? {
+        match core.invoke(&core.event_call("token", id)).await? {
             Ok(mut f) => Ok(Some(f.string()?)),
             Err(_) => Ok(None),
         }
@@ -181,7 +167,7 @@ impl EventStore for RedisStore {
         let mut call = core.event_call("begin", id);
         call.arg(expected_version)
             .arg(target.map_or("", |t| t.as_str()));
-        let mut f = match core.event_invoke(&call).await? {
+        let mut f = match core.invoke(&call).await? {
             Ok(f) => f,
             Err(code) if code == "stale" => return Ok(MoveStart::Stale),
             Err(_) => return Ok(MoveStart::NotFound),
@@ -208,7 +194,7 @@ impl EventStore for RedisStore {
         let core = &self.core;
         let mut call = core.event_call("finish", id);
         call.arg(generation);
-        core.event_invoke(&call).await?.ok();
+        core.invoke(&call).await?.ok();
         Ok(())
     }
 
@@ -237,19 +223,19 @@ impl EventStore for RedisStore {
                     .join(" "),
             ),
         };
-        cas(core.event_invoke(&call).await?)
+        cas(core.invoke(&call).await?)
     }
 
     async fn set_results_shown(&self, id: &EventId, shown: bool) -> Result<Cas, Unavailable> {
         let core = &self.core;
         let mut call = core.event_call("results", id);
         call.arg(if shown { "1" } else { "0" });
-        cas(core.event_invoke(&call).await?)
+        cas(core.invoke(&call).await?)
     }
 
     async fn touch_event(&self, id: &EventId) -> Result<(), Unavailable> {
         let core = &self.core;
-        let Ok(mut f) = core.event_invoke(&core.event_call("touch", id)).await? else {
+        let Ok(mut f) = core.invoke(&core.event_call("touch", id)).await? else {
             return Ok(());
         };
         if let Ok(code) = JoinCode::parse(&f.string()?) {
@@ -260,7 +246,7 @@ impl EventStore for RedisStore {
 
     async fn delete_event(&self, id: &EventId) -> Result<bool, Unavailable> {
         let core = &self.core;
-        let Ok(mut f) = core.event_invoke(&core.event_call("delete", id)).await? else {
+        let Ok(mut f) = core.invoke(&core.event_call("delete", id)).await? else {
             return Ok(false);
         };
         if let Ok(code) = JoinCode::parse(&f.string()?) {
@@ -369,7 +355,7 @@ impl QaStore for RedisStore {
         let mut call = core.event_call("qa_post", event);
         let text = serde_json::json!({"text": question.text, "name": question.name}).to_string();
         call.arg(voter.as_str()).arg(text);
-        qa_outcome(core.event_invoke(&call).await?)
+        qa_outcome(core.invoke(&call).await?)
     }
 
     async fn qa_upvote(
@@ -382,7 +368,7 @@ impl QaStore for RedisStore {
         let core = &self.core;
         let mut call = core.event_call("qa_vote", event);
         call.arg(id).arg(voter.as_str()).arg(u8::from(up));
-        qa_outcome(core.event_invoke(&call).await?)
+        qa_outcome(core.invoke(&call).await?)
     }
 
     async fn qa_moderate(
@@ -394,7 +380,7 @@ impl QaStore for RedisStore {
         let core = &self.core;
         let mut call = core.event_call("qa_mod", event);
         call.arg(id).arg(action.as_str());
-        qa_outcome(core.event_invoke(&call).await?)
+        qa_outcome(core.invoke(&call).await?)
     }
 
     async fn qa_page(
@@ -406,7 +392,7 @@ impl QaStore for RedisStore {
         let core = &self.core;
         let mut call = core.event_call("qa_page", event);
         call.arg(offset).arg(limit);
-        let Ok(mut f) = core.event_invoke(&call).await? else {
+        let Ok(mut f) = core.invoke(&call).await? else {
             return Ok(None);
         };
         let public = f.int()? as u32;
@@ -422,7 +408,7 @@ impl QaStore for RedisStore {
         let core = &self.core;
         let mut call = core.event_call("qa_upvoted", event);
         call.arg(voter.as_str());
-        let Ok(mut f) = core.event_invoke(&call).await? else {
+        let Ok(mut f) = core.invoke(&call).await? else {
             return Ok(Vec::new());
         };
         let list = f.string()?;

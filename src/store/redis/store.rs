@@ -397,8 +397,9 @@ impl Core {
         call
     }
 
-    /// Runs the script; `Err(code)` inside is a refusal of the whole call.
-    async fn invoke(
+    /// Runs a script call (the poll's or the event's); `Err(code)` inside
+    /// is a refusal of the whole call.
+    pub(super) async fn invoke(
         &self,
         call: &ScriptInvocation<'_>,
     ) -> Result<Result<Fields, String>, Unavailable> {

@@ -260,21 +260,6 @@ pub fn vote_options() -> ArrayBuilder {
         .unique_items(true)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_codes_are_listed_once_each() {
-        let codes = error_codes();
-        let mut unique = codes.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(codes.len(), unique.len());
-        assert!(codes.contains(&"store_unavailable"));
-    }
-}
-
 /// The error answers every admin JSON route of an event shares (bad body,
 /// token missing or wrong, unknown event, store down), documented once.
 pub struct AdminJsonErrors;
@@ -312,5 +297,20 @@ impl utoipa::IntoResponses for AdminJsonErrors {
             )
             .build()
             .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_listed_once_each() {
+        let codes = error_codes();
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(codes.len(), unique.len());
+        assert!(codes.contains(&"store_unavailable"));
     }
 }

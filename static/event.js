@@ -90,22 +90,24 @@
     return t(n === 1 ? "vote_one" : "vote_many", { n: numbers.format(n) });
   }
 
-  // ---- Cursors: "event.poll", ordered event first. ----
+  // ---- Cursors: "event.poll.qa", ordered event first, the board last. ----
 
   function cursorOf(s) {
-    const parts = String((s && s.cursor) || "0.0").split(".");
-    return [Number(parts[0]) || 0, Number(parts[1]) || 0];
+    const parts = String((s && s.cursor) || "0.0.0").split(".");
+    return [Number(parts[0]) || 0, Number(parts[1]) || 0, Number(parts[2]) || 0];
   }
 
   function compare(a, b) {
     const x = cursorOf(a);
     const y = cursorOf(b);
-    return x[0] - y[0] || x[1] - y[1];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
   }
 
-  // A state from the stream: only a newer one counts.
+  // A state from the stream: only a newer one counts. A polled one may
+  // carry this visitor's upvotes beside it.
   function apply(next) {
     if (deleted || !next || typeof next.cursor !== "string") return;
+    if (Array.isArray(next.upvoted)) qa.marks(next.upvoted, true);
     if (state && compare(next, state) <= 0) return;
     state = next;
     render();
@@ -151,6 +153,7 @@
     }
     if (page === "manage") renderManage();
     if (page === "present") wantCounts();
+    qa.render();
     root.dispatchEvent(new CustomEvent("tally:event", { detail: state }));
   }
 
@@ -403,6 +406,418 @@
     return out;
   }
 
+  // ---- Audience Q&A: the board inside the state's "qa" ----
+  //
+  // The audience posts, upvotes and sees its own questions that wait for
+  // approval; the presenter shows the board large (Q); the host moderates.
+  // The visitor's upvotes come once from the stream ("upvoted"), then from
+  // the replies to their own upvotes; their own questions' ids (and the
+  // ones waiting) are kept in localStorage, per event.
+
+  const qa = qaBoard();
+
+  function qaBoard() {
+    const box = root.querySelector("[data-qa]");
+    if (!box) return { render: function () {}, marks: function () {} };
+    // The parts a page has ([data-qa-board], [data-qa-empty]…), null if not.
+    const part = {};
+    ["board", "empty", "public", "more", "held", "held-empty", "moderation"].forEach(function (name) {
+      part[name] = box.querySelector("[data-qa-" + name + "]");
+    });
+    const board = part.board;
+    const tabCount = root.querySelector("[data-qa-tab-count]");
+    const MAX_TEXT = 280;
+    const MAX_NAME = 40;
+    const ON_SCREEN = 6;
+    const MINE = "tally:qa:mine:" + id;
+    const WAITING = "tally:qa:waiting:" + id;
+    const upvoted = new Set();
+    let busy = 0;
+    let changedAt = 0;
+    let shownKey = "";
+    // The host's held questions, as of the last state read with the token.
+    let held = [];
+    let heldAskedFor = -1;
+
+    if (page === "audience") {
+      tabs();
+      postForm();
+      board.addEventListener("click", function (event) {
+        const button = event.target.closest("button[data-qa-act=upvote]");
+        if (button && !deleted) toggle(Number(button.dataset.qaId), button);
+      });
+    } else if (page === "manage") {
+      box.addEventListener("click", function (event) {
+        const button = event.target.closest("button[data-qa-act]");
+        if (button && !deleted) moderate(Number(button.dataset.qaId), button.dataset.qaAct, button.dataset.qaDone);
+      });
+    }
+
+    function load(name) {
+      let v = null;
+      try { v = readJson(localStorage.getItem(name)); } catch (_) { /* private mode */ }
+      return Array.isArray(v) ? v : [];
+    }
+
+    function store(name, value) {
+      try { localStorage.setItem(name, JSON.stringify(value)); } catch (_) { /* private mode */ }
+    }
+
+    function chars(s) {
+      return Array.from(s).length;
+    }
+
+    // Upvotes from the stream; a polled reply's are skipped while this
+    // page's own upvote replies are newer than it may be.
+    function marks(ids, polled) {
+      if (!Array.isArray(ids)) return;
+      if (polled && (busy > 0 || Date.now() - changedAt < 3000)) return;
+      upvoted.clear();
+      ids.forEach(function (n) { upvoted.add(n); });
+      render();
+    }
+
+    // The public board in order: the pinned question, then the others.
+    function listed() {
+      const b = state && state.qa;
+      if (!b) return [];
+      const out = b.pinned ? [b.pinned] : [];
+      (b.questions || []).forEach(function (q) {
+        if (!b.pinned || q.id !== b.pinned.id) out.push(q);
+      });
+      return out;
+    }
+
+    // The visitor's own questions still waiting, dropped once public.
+    function waiting(shown) {
+      const on = new Set(shown.map(function (q) { return q.id; }));
+      const stored = load(WAITING);
+      const left = stored.filter(function (q) { return q && typeof q.id === "number" && !on.has(q.id); });
+      if (left.length !== stored.length) store(WAITING, left);
+      return left;
+    }
+
+    function render() {
+      if (!state || !state.qa) return;
+      const b = state.qa;
+      const shown = listed();
+      const countText = t(b.public === 1 ? "qa_public_one" : "qa_public_many", { n: numbers.format(b.public || 0) });
+      if (part.public) part.public.textContent = "(" + countText + ")";
+      if (tabCount) tabCount.textContent = b.public ? "(" + numbers.format(b.public) + ")" : "";
+      if (part.moderation) part.moderation.textContent = t(b.moderation ? "qa_moderation_on" : "qa_moderation_off");
+      let items = shown;
+      let rest = 0;
+      if (page === "audience") items = waiting(shown).concat(shown);
+      if (page === "present") {
+        items = shown.slice(0, ON_SCREEN);
+        rest = Math.max(0, (b.public || 0) - items.length);
+      }
+      if (page === "manage") heldFromHost(b, shown);
+      if (part.more) {
+        part.more.hidden = rest === 0;
+        part.more.textContent = t("qa_more", { n: numbers.format(rest) });
+      }
+      const own = page === "audience" ? load(MINE) : [];
+      const key = JSON.stringify([items, held, own, Array.from(upvoted), deleted]);
+      if (key === shownKey) return;
+      shownKey = key;
+      const focused = document.activeElement && box.contains(document.activeElement) && document.activeElement.dataset.qaId
+        ? document.activeElement : null;
+      const focusedAt = focused ? indexIn(focused) : null;
+      part.empty.hidden = items.length > 0;
+      board.replaceChildren.apply(board, items.map(function (q) { return itemEl(q, own); }));
+      if (part.held) {
+        part["held-empty"].hidden = held.length > 0;
+        part.held.replaceChildren.apply(part.held, held.map(function (q) { return itemEl(q, own); }));
+      }
+      if (focused) refocus(focused.dataset.qaAct, focused.dataset.qaId, focusedAt);
+    }
+
+    // The host's view carries the held questions; a stream state does
+    // not: keep the last ones (less any now public) and ask again.
+    function heldFromHost(b, shown) {
+      if (Array.isArray(b.held)) {
+        held = b.held;
+        heldAskedFor = b.version;
+        return;
+      }
+      const on = new Set(shown.map(function (q) { return q.id; }));
+      held = held.filter(function (q) { return !on.has(q.id); });
+      if (b.version !== heldAskedFor && token()) {
+        heldAskedFor = b.version;
+        refreshWithToken();
+      }
+    }
+
+    function indexIn(button) {
+      const li = button.closest("li");
+      return { list: li.parentElement, at: Array.prototype.indexOf.call(li.parentElement.children, li) };
+    }
+
+    // Focus stays on the same button of the same question wherever it
+    // moved, else on a button of the same question, else on the one now
+    // in its place.
+    function refocus(act, qid, was) {
+      const sel = "button[data-qa-id=\"" + CSS.escape(qid) + "\"]";
+      let next = box.querySelector(sel + "[data-qa-act=\"" + CSS.escape(act) + "\"]:not(:disabled)") ||
+        box.querySelector(sel + ":not(:disabled)");
+      if (!next && was) {
+        const li = was.list.children[Math.min(was.at, was.list.children.length - 1)];
+        next = li ? li.querySelector("button:not(:disabled)") : null;
+      }
+      if (next) next.focus();
+    }
+
+    function badge(text, kind) {
+      return K.el("span", "badge qa-badge" + (kind ? " " + kind : ""), text);
+    }
+
+    function itemEl(q, own) {
+      const li = K.el("li", "qa-item");
+      li.dataset.qaId = String(q.id);
+      const isMine = own.indexOf(q.id) >= 0;
+      li.classList.toggle("pinned", q.pinned);
+      li.classList.toggle("answered", q.status === "answered");
+      li.classList.toggle("held", q.status === "pending" || q.status === "hidden");
+      li.classList.toggle("mine", isMine);
+      const textId = "qa-q-" + q.id;
+      const votes = votesText(q.votes);
+      let count;
+      if (page === "audience" && q.status !== "pending") {
+        count = K.el("button", "qa-up");
+        count.type = "button";
+        count.dataset.qaAct = "upvote";
+        count.dataset.qaId = String(q.id);
+        const on = upvoted.has(q.id);
+        count.setAttribute("aria-pressed", String(on));
+        count.setAttribute("aria-label", t("qa_upvote") + ", " + votes);
+        count.setAttribute("aria-describedby", textId);
+        count.disabled = isMine || deleted;
+        if (isMine) count.title = t("qa_own");
+        const arrow = K.el("span", "qa-arrow", "▲");
+        arrow.setAttribute("aria-hidden", "true");
+        count.append(arrow, K.el("span", "qa-n", numbers.format(q.votes)));
+      } else {
+        count = K.el("span", "qa-up qa-count-only");
+        count.append(K.el("span", "qa-n", numbers.format(q.votes)), K.el("span", "sr-only", " " + votes));
+        count.firstChild.setAttribute("aria-hidden", "true");
+      }
+      const body = K.el("div", "qa-body");
+      const text = K.el("p", "qa-text", q.text);
+      text.id = textId;
+      const meta = K.el("p", "qa-meta");
+      meta.appendChild(K.el("span", "qa-name" + (q.name ? "" : " muted"), q.name || t("qa_anonymous")));
+      if (q.pinned) meta.appendChild(badge(t("qa_pinned"), "open"));
+      if (q.status === "answered") meta.appendChild(badge(t("qa_answered")));
+      if (q.status === "pending") meta.appendChild(badge(t("qa_waiting"), "qa-waiting"));
+      if (q.status === "hidden") meta.appendChild(badge(t("qa_hidden")));
+      if (isMine) meta.appendChild(badge(t("qa_yours")));
+      body.append(text, meta);
+      if (page === "manage") body.appendChild(actionsEl(q));
+      li.append(count, body);
+      return li;
+    }
+
+    // The host's buttons: what each status allows.
+    function actionsEl(q) {
+      const row = K.el("div", "qa-actions");
+      const specs = [];
+      if (q.status === "pending") specs.push(["approve", t("qa_approve")]);
+      if (q.status !== "hidden") {
+        specs.push(["pin", q.pinned ? t("qa_unpin") : t("qa_pin")]);
+        if (q.status !== "pending") specs.push(["answer", t("qa_answer"), q.status === "answered"]);
+        specs.push(["hide", t("qa_hide")]);
+      }
+      specs.forEach(function (spec) {
+        const b = K.el("button", "button small-button " + (spec[0] === "approve" ? "primary" : "secondary"), spec[1]);
+        b.type = "button";
+        b.dataset.qaAct = spec[0];
+        b.dataset.qaId = String(q.id);
+        b.dataset.qaDone = spec[1];
+        b.disabled = !!spec[2] || deleted;
+        if (spec[0] === "pin") b.setAttribute("aria-pressed", String(q.pinned));
+        b.appendChild(K.el("span", "sr-only", " " + t("qa_item_n", { n: q.id })));
+        row.appendChild(b);
+      });
+      return row;
+    }
+
+    function moderate(qid, act, done) {
+      admin("POST", "/qa/" + encodeURIComponent(qid) + "/" + act, undefined, t("qa_done_moderated", { what: done })).then(function (reply) {
+        if (reply) refreshWithToken();
+      });
+    }
+
+    function toggle(qid, button) {
+      if (button.getAttribute("aria-busy") === "true") return;
+      const up = !upvoted.has(qid);
+      button.setAttribute("aria-busy", "true");
+      busy++;
+      fetch(api + "/qa/" + encodeURIComponent(qid) + "/upvote", {
+        method: up ? "POST" : "DELETE",
+        credentials: "same-origin",
+        cache: "no-store",
+      }).then(function (res) {
+        return res.json().catch(function () { return {}; }).then(function (body) {
+          if (res.ok) {
+            changedAt = Date.now();
+            if (body.upvoted) upvoted.add(qid);
+            else upvoted.delete(qid);
+            return;
+          }
+          const code = ((body && body.error) || {}).code;
+          if (code === "own_question") {
+            store(MINE, load(MINE).concat([qid]));
+            say(t("qa_own"), "warn");
+          } else if (code === "question_not_found") say(t("qa_gone"), "warn");
+          else say(((body && body.error) || {}).message || t("notice_refused"), "warn");
+        });
+      }, function () { say(t("notice_network"), "warn"); }).finally(function () {
+        busy--;
+        button.removeAttribute("aria-busy");
+        render();
+      });
+    }
+
+    // The audience page's two tabs: the question on screen and the Q&A.
+    function tabs() {
+      const list = root.querySelector("[data-qa-tabs]");
+      const buttons = Array.from(list.querySelectorAll("[role=tab]"));
+      const KEY = "tally:tab:" + id;
+      function select(name, focus) {
+        buttons.forEach(function (b) {
+          const on = b.dataset.tab === name;
+          b.setAttribute("aria-selected", String(on));
+          b.tabIndex = on ? 0 : -1;
+          if (on && focus) b.focus();
+        });
+        root.querySelectorAll("[data-panel]").forEach(function (p) { p.hidden = p.dataset.panel !== name; });
+        try { sessionStorage.setItem(KEY, name); } catch (_) { /* private mode */ }
+      }
+      list.addEventListener("click", function (event) {
+        const b = event.target.closest("[role=tab]");
+        if (b) select(b.dataset.tab, false);
+      });
+      list.addEventListener("keydown", function (event) {
+        const at = buttons.indexOf(document.activeElement);
+        let to = -1;
+        if (event.key === "ArrowRight") to = (at + 1) % buttons.length;
+        else if (event.key === "ArrowLeft") to = (at - 1 + buttons.length) % buttons.length;
+        else if (event.key === "Home") to = 0;
+        else if (event.key === "End") to = buttons.length - 1;
+        if (to < 0 || at < 0) return;
+        event.preventDefault();
+        select(buttons[to].dataset.tab, true);
+      });
+      let first = location.hash === "#qa" ? "qa" : null;
+      try { first = first || sessionStorage.getItem(KEY); } catch (_) { /* private mode */ }
+      select(first === "qa" ? "qa" : "poll", false);
+    }
+
+    function postForm() {
+      const form = box.querySelector("[data-qa-form]");
+      const text = form.querySelector("[data-qa-text]");
+      const name = form.querySelector("[data-qa-name]");
+      const count = form.querySelector("[data-qa-count]");
+      const ask = form.querySelector("[data-qa-ask]");
+      const errors = {};
+      form.querySelectorAll("[data-qa-error]").forEach(function (p) { errors[p.dataset.qaError] = p; });
+      const fields = { text: text, name: name };
+      let waitTimer = null;
+
+      function counted() {
+        const n = chars(text.value.trim());
+        count.textContent = t("qa_count", { n: numbers.format(n) });
+        count.classList.toggle("over", n > MAX_TEXT);
+        if (n <= MAX_TEXT && errors.text.dataset.why === "long") fieldError("text", null);
+        if (chars(name.value.trim()) <= MAX_NAME && errors.name.dataset.why === "long") fieldError("name", null);
+      }
+
+      function fieldError(which, message, why) {
+        const p = errors[which];
+        p.hidden = !message;
+        p.textContent = message || "";
+        p.dataset.why = message ? why || "" : "";
+        if (fields[which]) {
+          if (message) fields[which].setAttribute("aria-invalid", "true");
+          else fields[which].removeAttribute("aria-invalid");
+        }
+      }
+
+      function waitFor(seconds) {
+        clearInterval(waitTimer);
+        let left = Math.max(1, Math.ceil(seconds));
+        ask.disabled = true;
+        fieldError("form", t("qa_err_wait", { s: left }), "wait");
+        waitTimer = setInterval(function () {
+          left--;
+          if (left > 0 && !deleted) return fieldError("form", t("qa_err_wait", { s: left }), "wait");
+          clearInterval(waitTimer);
+          fieldError("form", null);
+          ask.disabled = deleted;
+        }, 1000);
+      }
+
+      text.addEventListener("input", counted);
+      name.addEventListener("input", counted);
+      counted();
+
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        if (deleted || ask.disabled) return;
+        const body = { text: text.value.trim() };
+        const who = name.value.trim();
+        if (who) body.name = who;
+        fieldError("text", null);
+        fieldError("name", null);
+        fieldError("form", null);
+        let bad = null;
+        if (!body.text) bad = ["text", t("qa_err_text_empty")];
+        else if (chars(body.text) > MAX_TEXT) bad = ["text", t("qa_err_text_long"), "long"];
+        else if (chars(who) > MAX_NAME) bad = ["name", t("qa_err_name_long"), "long"];
+        if (bad) {
+          fieldError(bad[0], bad[1], bad[2]);
+          return fields[bad[0]].focus();
+        }
+        ask.disabled = true;
+        fetch(api + "/qa", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+          credentials: "same-origin",
+          cache: "no-store",
+        }).then(function (res) {
+          return res.json().catch(function () { return {}; }).then(function (answer) {
+            ask.disabled = false;
+            if (res.status === 201 && answer.question) return posted(answer.question);
+            const err = (answer && answer.error) || {};
+            if (res.status === 429) return waitFor(Number(res.headers.get("Retry-After")) || 10);
+            if (err.code === "too_many_questions") return fieldError("form", t("qa_err_full"));
+            if (res.status === 422 && /name/.test(err.message || "")) return fieldError("name", err.message);
+            if (res.status === 422) return fieldError("text", err.message);
+            fieldError("form", err.message || t("notice_refused"));
+          });
+        }, function () {
+          ask.disabled = false;
+          fieldError("form", t("notice_network"));
+        });
+      });
+
+      function posted(item) {
+        store(MINE, load(MINE).concat([item.id]));
+        if (item.status === "pending") store(WAITING, load(WAITING).concat([item]));
+        text.value = "";
+        counted();
+        say(t(item.status === "pending" ? "qa_done_pending" : "qa_done_posted"), "ok");
+        shownKey = "";
+        render();
+        text.focus();
+      }
+    }
+
+    return { render: render, marks: marks };
+  }
+
   // ---- Following the event ----
 
   const follower = follow();
@@ -516,6 +931,7 @@
         const msg = readJson(event.data);
         if (!msg) return;
         if (msg.type === "event") apply(msg);
+        else if (msg.type === "upvoted") qa.marks(msg.ids, false);
         else if (msg.type === "deleted") ended();
       };
       ws.onclose = function () { lost(gen, wasOpen); };
@@ -534,6 +950,7 @@
         opened(gen);
       };
       es.addEventListener("state", function (event) { apply(readJson(event.data)); });
+      es.addEventListener("upvoted", function (event) { qa.marks((readJson(event.data) || {}).ids, false); });
       es.addEventListener("deleted", function () { ended(); });
       es.onerror = function () {
         es.close();
@@ -621,7 +1038,7 @@
     follower.stop();
     setConn("ended", t("ev_deleted"));
     say(t("ev_deleted"), "warn");
-    root.querySelectorAll("button[data-act], [data-options] button, [data-options] input, [data-send-vote], [data-kind-input] input, [data-kind-input] button").forEach(function (b) {
+    root.querySelectorAll("button[data-act], [data-options] button, [data-options] input, [data-send-vote], [data-kind-input] input, [data-kind-input] button, [data-qa] button, [data-qa] textarea, [data-qa] input").forEach(function (b) {
       b.disabled = true;
     });
   }
@@ -816,7 +1233,7 @@
   // ---- Presenter: the keys a clicker sends ----
 
   function presentPage() {
-    const qa = root.querySelector("[data-qa-panel]");
+    const qaPanel = root.querySelector("[data-qa-panel]");
     if (!token()) root.querySelector("[data-no-token]").hidden = false;
     // The token stays in this page only: a reload keeps the fragment,
     // nothing sends it in an address.
@@ -832,7 +1249,10 @@
       else if (key === " ") toggleVoting();
       else if (key === "r" || key === "R") toggleResults();
       else if (key === "f" || key === "F") toggleFullscreen();
-      else if (key === "q" || key === "Q") qa.hidden = !qa.hidden;
+      else if (key === "q" || key === "Q") {
+        qaPanel.hidden = !qaPanel.hidden;
+        root.classList.toggle("qa-on", !qaPanel.hidden);
+      }
       else handled = false;
       if (handled) event.preventDefault();
     });
@@ -1229,7 +1649,11 @@
       fetch("/api/events", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ title: form.querySelector("[name=title]").value, questions: questions }),
+        body: JSON.stringify({
+          title: form.querySelector("[name=title]").value,
+          questions: questions,
+          qa_moderation: form.querySelector("[data-qa-moderation]").checked,
+        }),
         credentials: "same-origin",
         cache: "no-store",
       }).then(function (res) {

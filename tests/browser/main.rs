@@ -27,4 +27,5 @@ mod languages;
 mod live;
 mod look;
 mod no_js;
+mod qa;
 mod richer;

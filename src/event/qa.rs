@@ -110,6 +110,7 @@ pub struct Item {
 /// The host's moderation actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// Shows a pending question, or a hidden one again.
     Approve,
     Hide,
     Answer,

@@ -152,7 +152,7 @@ impl QaBoard {
         };
         let before = (item.status, self.pin);
         let status = match (action, item.status) {
-            (Action::Approve, Status::Pending) => Status::Open,
+            (Action::Approve, Status::Pending | Status::Hidden) => Status::Open,
             (Action::Hide, _) => Status::Hidden,
             (Action::Answer, _) => Status::Answered,
             // Pinning shows a question that waited, and only a public one.

@@ -414,7 +414,7 @@ function ops.qa_mod()
   local pin = e[1] or ''
   local new_status, new_pin = status, pin
   if action == 'approve' then
-    if status == 'pending' then
+    if status == 'pending' or status == 'hidden' then
       new_status = 'open'
     end
   elseif action == 'hide' then

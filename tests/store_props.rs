@@ -2,11 +2,14 @@
 //! votes, retries with idempotency keys and closes keeps the tallies equal
 //! to the distinct accepted votes, and versions strictly increasing. The
 //! richer polls (multi-choice, change-your-vote, reopen, deadlines) are
-//! checked against a model of their own in `store_props/richer.rs`.
+//! checked against a model of their own in `store_props/richer.rs`, the
+//! question kinds (scale, ranking, word cloud) in `store_props/kinds.rs`.
 
 #[path = "api/helpers.rs"]
 #[allow(unused_imports, unused_macros)]
 mod helpers;
+#[path = "store_props/kinds.rs"]
+mod kinds;
 #[path = "store_props/model.rs"]
 mod model;
 #[path = "store_props/qa.rs"]

@@ -33,6 +33,7 @@ use hyper::{Method, StatusCode};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
@@ -79,18 +80,49 @@ struct Track {
     error: Option<String>,
 }
 
-/// What every follower shares.
-struct Room {
-    start: Instant,
-    id: String,
-    ready: (AtomicUsize, Notify),
-    /// The last `current` of the run, set after the last move.
-    last: watch::Receiver<Option<Current>>,
-    cancel: CancellationToken,
+/// What every follower of a run shares.
+pub struct Room<E> {
+    pub start: Instant,
+    pub id: String,
+    /// How many followers hold their first state.
+    pub ready: (AtomicUsize, Notify),
+    /// The run's last value (`events`: the last `current`; `qa`: the
+    /// board's final version), set at the end.
+    pub last: watch::Receiver<Option<E>>,
+    pub cancel: CancellationToken,
 }
 
+impl<E> Room<E> {
+    pub fn new(id: String, last: watch::Receiver<Option<E>>) -> Arc<Self> {
+        Arc::new(Room {
+            start: Instant::now(),
+            id,
+            ready: (AtomicUsize::new(0), Notify::new()),
+            last,
+            cancel: CancellationToken::new(),
+        })
+    }
+
+    /// Counts a follower holding its first state.
+    pub fn joined(&self) {
+        self.ready.0.fetch_add(1, Ordering::Relaxed);
+        self.ready.1.notify_one();
+    }
+
+    /// Where a follower listens.
+    pub fn listen(&self) -> Listen<'_, Option<E>> {
+        Listen {
+            id: &self.id,
+            end: self.last.clone(),
+            cancel: &self.cancel,
+        }
+    }
+}
+
+type EventRoom = Room<Current>;
+
 /// The value of `"field":` in a state (the first one: the head's), raw.
-fn field<'a>(json: &'a [u8], name: &str) -> Option<&'a [u8]> {
+pub fn field<'a>(json: &'a [u8], name: &str) -> Option<&'a [u8]> {
     let key = format!("\"{name}\":");
     let at = json.windows(key.len()).position(|w| w == key.as_bytes())? + key.len();
     let rest = &json[at..];
@@ -109,22 +141,21 @@ fn current_of(json: &[u8]) -> Option<Current> {
     }
 }
 
-fn cursor_of(json: &[u8]) -> Option<String> {
+pub fn cursor_of(json: &[u8]) -> Option<String> {
     let raw = field(json, "cursor")?;
     Some(String::from_utf8_lossy(raw).trim_matches('"').to_owned())
 }
 
 impl Track {
     /// Notes a state; returns whether the follower may stop.
-    fn state(&mut self, room: &Room, json: &[u8]) -> bool {
+    fn state(&mut self, room: &EventRoom, json: &[u8]) -> bool {
         let Some(current) = current_of(json) else {
             return false;
         };
         self.states += 1;
         if !self.connected {
             self.connected = true;
-            room.ready.0.fetch_add(1, Ordering::Relaxed);
-            room.ready.1.notify_one();
+            room.joined();
         }
         if self.seen.last().map(|s| s.0) != Some(current) {
             let at = room.start.elapsed().as_nanos() as u64;
@@ -133,54 +164,211 @@ impl Track {
         self.done(room)
     }
 
-    fn done(&self, room: &Room) -> bool {
+    fn done(&self, room: &EventRoom) -> bool {
         let last = *room.last.borrow();
         last.is_some_and(|l| self.seen.iter().any(|s| s.0 >= l))
     }
 }
 
+/// What a follower of an event does with the states it receives (the
+/// transports below are shared by `events` and `qa`).
+pub trait Observer {
+    /// Notes a state; returns whether the follower may stop.
+    fn state(&mut self, json: &[u8]) -> bool;
+    /// Whether the follower may stop, asked whenever `end` changes.
+    fn done(&self) -> bool;
+}
+
+/// The event one follower listens to, and what ends it: a change of `end`
+/// after which the observer is done, or `cancel`.
+pub struct Listen<'a, E> {
+    pub id: &'a str,
+    pub end: watch::Receiver<E>,
+    pub cancel: &'a CancellationToken,
+}
+
+/// Follows one event over `transport` (long poll for anything but
+/// WebSocket and SSE) until the observer is done or the run cancels.
+pub async fn stream<E: Send + Sync>(
+    listen: Listen<'_, E>,
+    transport: Transport,
+    target: &Target,
+    source: Option<IpAddr>,
+    counters: &Arc<Counters>,
+    obs: &mut impl Observer,
+) -> anyhow::Result<()> {
+    match transport {
+        Transport::Ws => ws(listen, target, source, counters, obs).await,
+        Transport::Sse => sse(listen, target, source, counters, obs).await,
+        _ => longpoll(listen, target, source, counters, obs).await,
+    }
+}
+
+/// An events follower: its track against the room.
+struct Follower<'a> {
+    room: &'a EventRoom,
+    track: &'a mut Track,
+}
+
+impl Observer for Follower<'_> {
+    fn state(&mut self, json: &[u8]) -> bool {
+        self.track.state(self.room, json)
+    }
+
+    fn done(&self) -> bool {
+        self.track.done(self.room)
+    }
+}
+
 /// One follower of the event until it holds the last `current`.
 async fn follow(
-    room: Arc<Room>,
+    room: Arc<EventRoom>,
     transport: Transport,
     target: Target,
     source: Option<IpAddr>,
     counters: Arc<Counters>,
 ) -> Track {
     let mut track = Track::default();
-    let result = match transport {
-        Transport::Ws => ws(&room, &target, source, &counters, &mut track).await,
-        Transport::Sse => sse(&room, &target, source, &counters, &mut track).await,
-        _ => longpoll(&room, &target, source, &counters, &mut track).await,
+    let listen = room.listen();
+    let mut obs = Follower {
+        room: &room,
+        track: &mut track,
     };
+    let result = stream(listen, transport, &target, source, &counters, &mut obs).await;
     if let Err(e) = result {
         track.error = Some(format!("{e:#}"));
     }
     track
 }
 
-async fn ws(
-    room: &Room,
+/// The followers of a run (`--ws/--sse/--longpoll` spread over the
+/// targets and sources), each a task ending in a `T`.
+pub struct Crowd<T> {
+    pub tasks: Vec<(Transport, JoinHandle<T>)>,
+    pub counters: BTreeMap<Transport, Arc<Counters>>,
+    pub followers: BTreeMap<&'static str, usize>,
+    pub connected: usize,
+}
+
+impl<T: Send + 'static> Crowd<T> {
+    /// Spawns every follower with `spawn(transport, target, source,
+    /// counters)` and waits until `ready` counts them all (or `--settle`).
+    pub async fn gather<F>(
+        args: &Args,
+        targets: &[Target],
+        ready: &(AtomicUsize, Notify),
+        mut spawn: impl FnMut(Transport, Target, Option<IpAddr>, Arc<Counters>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        let mut crowd = Crowd {
+            tasks: Vec::new(),
+            counters: BTreeMap::new(),
+            followers: BTreeMap::new(),
+            connected: 0,
+        };
+        let mut index = 0;
+        for transport in [Transport::Ws, Transport::Sse, Transport::Longpoll] {
+            let c = Arc::new(Counters::default());
+            let n = args.followers(transport);
+            crowd.followers.insert(transport.as_str(), n);
+            for _ in 0..n {
+                let target = targets[index % targets.len()].clone();
+                let task = spawn(transport, target, args.source(index), Arc::clone(&c));
+                crowd.tasks.push((transport, tokio::spawn(task)));
+                index += 1;
+            }
+            crowd.counters.insert(transport, c);
+        }
+        crate::wait_ready(ready, index, args.settle).await;
+        crowd.connected = ready.0.load(Ordering::Relaxed);
+        if crowd.connected < index {
+            eprintln!(
+                "warning: {} of {index} followers connected",
+                crowd.connected
+            );
+        }
+        crowd
+    }
+
+    /// Every follower's end, waiting at most `settle` in all; a follower
+    /// not done by then is cancelled and ends as `failed(late)`.
+    pub async fn finish(
+        self,
+        settle: Duration,
+        cancel: &CancellationToken,
+        failed: impl Fn(String) -> T,
+        late: &str,
+    ) -> Vec<(Transport, T)> {
+        let deadline = tokio::time::Instant::now() + settle;
+        let mut ends = Vec::new();
+        for (transport, task) in self.tasks {
+            let end = match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => failed(e.to_string()),
+                Err(_) => {
+                    cancel.cancel();
+                    failed(late.to_owned())
+                }
+            };
+            ends.push((transport, end));
+        }
+        cancel.cancel();
+        ends
+    }
+}
+
+/// `p50 …, p99 …, max … (n samples)`.
+pub fn latency(s: &LatencySummary) -> String {
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+        s.p50_ms, s.p99_ms, s.max_ms, s.samples
+    )
+}
+
+/// A delivery's summary, then each transport's with its bytes per `per`.
+pub fn print_delivery(
+    what: &str,
+    all: &LatencySummary,
+    by_transport: &BTreeMap<&'static str, LatencySummary>,
+    bytes: &BTreeMap<&'static str, f64>,
+    per: &str,
+) {
+    println!("{what}: {}", latency(all));
+    for (t, s) in by_transport {
+        let b = bytes.get(t).copied().unwrap_or(0.0);
+        println!("  {t:<9} {}; {b:.0} bytes per {per}", latency(s));
+    }
+}
+
+/// The followers in all and by transport: `ws 400, sse 300, …`.
+pub fn mix(followers: &BTreeMap<&'static str, usize>) -> (usize, String) {
+    let parts: Vec<String> = followers.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    (followers.values().sum(), parts.join(", "))
+}
+
+async fn ws<E: Send + Sync>(
+    mut listen: Listen<'_, E>,
     target: &Target,
     source: Option<IpAddr>,
     counters: &Arc<Counters>,
-    track: &mut Track,
+    obs: &mut impl Observer,
 ) -> anyhow::Result<()> {
     let stream = net::connect(target, source, counters).await?;
-    let url = format!("ws://{}/api/events/{}/ws", target.host, room.id);
+    let url = format!("ws://{}/api/events/{}/ws", target.host, listen.id);
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
     let (mut socket, _) =
         tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     counters.requests.fetch_add(1, Ordering::Relaxed);
-    let mut last = room.last.clone();
     loop {
         tokio::select! {
             msg = socket.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     if text.as_str().starts_with(r#"{"type":"event""#)
-                        && track.state(room, text.as_bytes()) {
+                        && obs.state(text.as_bytes()) {
                         break;
                     }
                 }
@@ -188,8 +376,8 @@ async fn ws(
                 Some(Err(e)) => return Err(e.into()),
                 None => bail!("websocket closed by the server"),
             },
-            _ = last.changed() => if track.done(room) { break },
-            _ = room.cancel.cancelled() => break,
+            _ = listen.end.changed() => if obs.done() { break },
+            _ = listen.cancel.cancelled() => break,
         }
     }
     let _ = socket.close(None).await;
@@ -207,22 +395,21 @@ fn sse_state(block: &[u8]) -> Option<&[u8]> {
     Some(data.as_bytes())
 }
 
-async fn sse(
-    room: &Room,
+async fn sse<E: Send + Sync>(
+    mut listen: Listen<'_, E>,
     target: &Target,
     source: Option<IpAddr>,
     counters: &Arc<Counters>,
-    track: &mut Track,
+    obs: &mut impl Observer,
 ) -> anyhow::Result<()> {
     let mut http = Http::open(target, source, counters).await?;
-    let path = format!("/api/events/{}/events", room.id);
+    let path = format!("/api/events/{}/events", listen.id);
     let res = http
         .send(Method::GET, &path, &[("accept", "text/event-stream")], None)
         .await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "sse: {}", res.status());
     let mut body = res.into_body();
     let mut buf = BytesMut::new();
-    let mut last = room.last.clone();
     loop {
         tokio::select! {
             frame = body.frame() => match frame {
@@ -233,7 +420,7 @@ async fn sse(
                     while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
                         let block = buf.split_to(end + 2);
                         if let Some(json) = sse_state(&block) {
-                            done |= track.state(room, json);
+                            done |= obs.state(json);
                         }
                     }
                     if done { break }
@@ -241,27 +428,26 @@ async fn sse(
                 Some(Err(e)) => return Err(e.into()),
                 None => bail!("sse stream ended"),
             },
-            _ = last.changed() => if track.done(room) { break },
-            _ = room.cancel.cancelled() => break,
+            _ = listen.end.changed() => if obs.done() { break },
+            _ = listen.cancel.cancelled() => break,
         }
     }
     Ok(())
 }
 
-async fn longpoll(
-    room: &Room,
+async fn longpoll<E: Send + Sync>(
+    mut listen: Listen<'_, E>,
     target: &Target,
     source: Option<IpAddr>,
     counters: &Arc<Counters>,
-    track: &mut Track,
+    obs: &mut impl Observer,
 ) -> anyhow::Result<()> {
     let mut http = Http::open(target, source, counters).await?;
-    let mut last = room.last.clone();
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            None => format!("/api/events/{}/changes", room.id),
-            Some(c) => format!("/api/events/{}/changes?since={c}&timeout=25", room.id),
+            None => format!("/api/events/{}/changes", listen.id),
+            Some(c) => format!("/api/events/{}/changes?since={c}&timeout=25", listen.id),
         };
         // As in follow.rs: a request in flight is dropped only at the end.
         let fetch = http.fetch(Method::GET, &path, &[], None);
@@ -269,14 +455,14 @@ async fn longpoll(
         let (status, _, body) = loop {
             tokio::select! {
                 res = &mut fetch => break res?,
-                _ = last.changed() => if track.done(room) { return Ok(()) },
-                _ = room.cancel.cancelled() => return Ok(()),
+                _ = listen.end.changed() => if obs.done() { return Ok(()) },
+                _ = listen.cancel.cancelled() => return Ok(()),
             }
         };
         match status {
             StatusCode::OK => {
                 cursor = Some(cursor_of(&body).context("state without a cursor")?);
-                if track.state(room, &body) {
+                if obs.state(&body) {
                     return Ok(());
                 }
             }
@@ -288,7 +474,7 @@ async fn longpoll(
 
 /// Commands seen by `MONITOR`, by client address and command name.
 #[derive(Default)]
-struct Monitor {
+pub struct Monitor {
     counts: Mutex<HashMap<(String, String), u64>>,
 }
 
@@ -322,13 +508,93 @@ impl Monitor {
         }
     }
 
-    fn snapshot(&self) -> HashMap<(String, String), u64> {
+    pub fn snapshot(&self) -> HashMap<(String, String), u64> {
         self.counts.lock().expect("monitor lock").clone()
+    }
+
+    /// Watches every node until the token is cancelled.
+    pub fn start(nodes: &[String]) -> (Arc<Self>, CancellationToken) {
+        let monitor = Arc::new(Monitor::default());
+        let stop = CancellationToken::new();
+        for node in nodes {
+            let m = Arc::clone(&monitor);
+            let (node, stop) = (node.clone(), stop.clone());
+            tokio::spawn(async move {
+                if let Err(e) = m.watch(node, stop).await {
+                    eprintln!("warning: {e:#}");
+                }
+            });
+        }
+        (monitor, stop)
+    }
+}
+
+/// Which instance (index of `pids`) each local socket address belongs to.
+pub fn owners(pids: &[u32]) -> HashMap<String, usize> {
+    let mut owner = HashMap::new();
+    for (i, &pid) in pids.iter().enumerate() {
+        for addr in socket_addrs(pid) {
+            owner.insert(addr, i);
+        }
+    }
+    owner
+}
+
+/// Commands per step, by instance and name: the busy window's less
+/// `idle_share` times the idle window's, over `steps`; and each row's sum.
+pub fn per_step(
+    busy: &[Commands],
+    idle: &[Commands],
+    idle_share: f64,
+    steps: usize,
+) -> (Vec<BTreeMap<String, f64>>, Vec<f64>) {
+    let mut rows = Vec::new();
+    let mut totals = Vec::new();
+    for (m, i) in busy.iter().zip(idle) {
+        let mut row = BTreeMap::new();
+        for name in m.keys().chain(i.keys()) {
+            let busy = m.get(name).copied().unwrap_or(0) as f64;
+            let quiet = idle_share * i.get(name).copied().unwrap_or(0) as f64;
+            let per = (busy - quiet) / steps.max(1) as f64;
+            if per.abs() >= 0.005 {
+                row.insert(name.clone(), per);
+            }
+        }
+        totals.push(row.values().sum::<f64>() + 0.0);
+        rows.push(row);
+    }
+    (rows, totals)
+}
+
+/// Prints [`per_step`]'s rows: the instances A, B, …, then other clients,
+/// then what scripts ran.
+pub fn print_commands(
+    step: &str,
+    rows: &[BTreeMap<String, f64>],
+    totals: &[f64],
+    idle_per_second: &[f64],
+) {
+    for (i, (row, total)) in rows.iter().zip(totals).enumerate() {
+        let who = match rows.len() - i {
+            1 => "run inside scripts".to_owned(),
+            2 => "other clients".to_owned(),
+            _ => format!("instance {}", (b'A' + i as u8) as char),
+        };
+        let parts: Vec<String> = row.iter().map(|(c, n)| format!("{c} {n:.2}")).collect();
+        let idle = idle_per_second.get(i).copied().unwrap_or(0.0);
+        println!(
+            "store commands per {step}, {who}: {total:.2} ({}); idle {idle:.1}/s subtracted",
+            if parts.is_empty() {
+                "none".to_owned()
+            } else {
+                parts.join(", ")
+            }
+        );
     }
 }
 
 /// The `ip:port` of every TCP socket `pid` holds, from /proc.
-fn socket_addrs(pid: u32) -> Vec<String> {
+pub fn socket_addrs(pid: u32) -> Vec<String> {
     let mut inodes = std::collections::HashSet::new();
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
         for entry in dir.flatten() {
@@ -367,12 +633,12 @@ fn socket_addrs(pid: u32) -> Vec<String> {
 }
 
 /// Commands of one instance over a window, by name.
-type Commands = BTreeMap<String, u64>;
+pub type Commands = BTreeMap<String, u64>;
 
 /// Sums a window's commands (`after - before`) per instance (index of
 /// `--server-pid`), then those of other clients, then those Lua scripts
 /// ran (MONITOR shows them too, as client `lua`; they are not sent).
-fn per_instance(
+pub fn per_instance(
     before: &HashMap<(String, String), u64>,
     after: &HashMap<(String, String), u64>,
     owner: &HashMap<String, usize>,
@@ -465,7 +731,7 @@ pub async fn main(args: &Args, ev: &EventArgs) -> anyhow::Result<()> {
 }
 
 /// An event with `questions` questions of four options; its id and token.
-async fn create_event(http: &mut Http, questions: usize) -> anyhow::Result<(String, String)> {
+pub async fn create_event(http: &mut Http, questions: usize) -> anyhow::Result<(String, String)> {
     let deck: Vec<_> = (0..questions)
         .map(|i| {
             serde_json::json!({
@@ -508,7 +774,7 @@ async fn move_next(http: &mut Http, id: &str, token: &str) -> anyhow::Result<Byt
     Ok(body)
 }
 
-async fn state_size(http: &mut Http, id: &str) -> anyhow::Result<usize> {
+pub async fn state_size(http: &mut Http, id: &str) -> anyhow::Result<usize> {
     let (status, _, body) = http
         .fetch(Method::GET, &format!("/api/events/{id}"), &[], None)
         .await?;
@@ -516,7 +782,7 @@ async fn state_size(http: &mut Http, id: &str) -> anyhow::Result<usize> {
     Ok(body.len())
 }
 
-fn cpu(s: &[ProcSample]) -> f64 {
+pub fn cpu(s: &[ProcSample]) -> f64 {
     s.iter().map(|p| p.cpu_seconds).sum()
 }
 
@@ -542,54 +808,19 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
     let small = state_size(&mut admin, &id).await?;
 
     let (last_tx, last_rx) = watch::channel(None);
-    let room = Arc::new(Room {
-        start: Instant::now(),
-        id: id.clone(),
-        ready: (AtomicUsize::new(0), Notify::new()),
-        last: last_rx,
-        cancel: CancellationToken::new(),
-    });
-    let mut counters = BTreeMap::new();
-    let mut tasks = Vec::new();
-    let mut followers = BTreeMap::new();
-    let mut index = 0;
-    for transport in [Transport::Ws, Transport::Sse, Transport::Longpoll] {
-        let c = Arc::new(Counters::default());
-        let n = args.followers(transport);
-        followers.insert(transport.as_str(), n);
-        for _ in 0..n {
-            tasks.push((
-                transport,
-                tokio::spawn(follow(
-                    Arc::clone(&room),
-                    transport,
-                    targets[index % targets.len()].clone(),
-                    args.source(index),
-                    Arc::clone(&c),
-                )),
-            ));
-            index += 1;
-        }
-        counters.insert(transport, c);
-    }
-    crate::wait_ready(&room.ready, index, args.settle).await;
-    let connected = room.ready.0.load(Ordering::Relaxed);
-    if connected < index {
-        eprintln!("warning: {connected} of {index} followers connected");
-    }
+    let room = Room::new(id.clone(), last_rx);
+    let crowd = Crowd::gather(args, &targets, &room.ready, |t, target, source, c| {
+        follow(Arc::clone(&room), t, target, source, c)
+    })
+    .await;
+    let (counters, followers, connected) = (
+        crowd.counters.clone(),
+        crowd.followers.clone(),
+        crowd.connected,
+    );
 
     // Store commands from MONITOR on every node, told apart by instance.
-    let monitor = Arc::new(Monitor::default());
-    let stop_monitor = CancellationToken::new();
-    for node in &ev.redis {
-        let m = Arc::clone(&monitor);
-        let (node, stop) = (node.clone(), stop_monitor.clone());
-        tokio::spawn(async move {
-            if let Err(e) = m.watch(node, stop).await {
-                eprintln!("warning: {e:#}");
-            }
-        });
-    }
+    let (monitor, stop_monitor) = Monitor::start(&ev.redis);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let window = ev.interval * ev.moves as u32;
 
@@ -627,26 +858,12 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
 
     // Every follower must reach the last question.
     last_tx.send_replace(Some(ev.moves as Current - 1));
-    let deadline = tokio::time::Instant::now() + args.settle;
-    let mut tracks = Vec::new();
-    for (transport, task) in tasks {
-        let track = match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => Track {
-                error: Some(e.to_string()),
-                ..Default::default()
-            },
-            Err(_) => {
-                room.cancel.cancel();
-                Track {
-                    error: Some("did not reach the last question in time".into()),
-                    ..Default::default()
-                }
-            }
-        };
-        tracks.push((transport, track));
-    }
-    room.cancel.cancel();
+    let failed = |error| Track {
+        error: Some(error),
+        ..Default::default()
+    };
+    let late = "did not reach the last question in time";
+    let tracks = crowd.finish(args.settle, &room.cancel, failed, late).await;
 
     // Switches: each follower's values in order, against the moves' acks.
     let all = Latencies::default();
@@ -686,34 +903,12 @@ async fn run(args: &Args, ev: &EventArgs) -> anyhow::Result<EventReport> {
     }
 
     // Store commands per move per instance, idle subtracted.
-    let mut owner = HashMap::new();
-    for (i, &pid) in args.server_pids.iter().enumerate() {
-        for addr in socket_addrs(pid) {
-            owner.insert(addr, i);
-        }
-    }
+    let owner = owners(&args.server_pids);
     let instances = args.server_pids.len();
     let idle = per_instance(&idle_start.0, &idle_end.0, &owner, instances);
     let moving = per_instance(&moves_start.0, &moves_end.0, &owner, instances);
-    let mut commands_per_move = Vec::new();
-    let mut totals = Vec::new();
-    for (m, i) in moving.iter().zip(&idle) {
-        let mut row = BTreeMap::new();
-        for name in m.keys().chain(i.keys()) {
-            let busy = m.get(name).copied().unwrap_or(0) as f64;
-            let quiet = if ev.no_idle {
-                0.0
-            } else {
-                i.get(name).copied().unwrap_or(0) as f64
-            };
-            let per = (busy - quiet) / ev.moves as f64;
-            if per.abs() >= 0.005 {
-                row.insert(name.clone(), per);
-            }
-        }
-        totals.push(row.values().sum::<f64>() + 0.0);
-        commands_per_move.push(row);
-    }
+    let idle_share = if ev.no_idle { 0.0 } else { 1.0 };
+    let (commands_per_move, totals) = per_step(&moving, &idle, idle_share, ev.moves);
     let idle_rate = idle
         .iter()
         .map(|c| c.values().sum::<u64>() as f64 / window.as_secs_f64())
@@ -836,38 +1031,20 @@ async fn compare_poll(
 }
 
 fn print(r: &EventReport) {
-    let n: usize = r.followers.values().sum();
-    let mix: Vec<String> = r
-        .followers
-        .iter()
-        .map(|(t, n)| format!("{t} {n}"))
-        .collect();
+    let (n, mix) = mix(&r.followers);
     println!(
-        "event: {n} followers ({}) over {} instance(s), {} connected; {} moves {:.1} s apart",
-        mix.join(", "),
-        r.instances,
-        r.connected,
-        r.moves,
-        r.interval_seconds
+        "event: {n} followers ({mix}) over {} instance(s), {} connected; {} moves {:.1} s apart",
+        r.instances, r.connected, r.moves, r.interval_seconds
     );
-    let l = |s: &LatencySummary| {
-        format!(
-            "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
-            s.p50_ms, s.p99_ms, s.max_ms, s.samples
-        )
-    };
+    let l = latency;
     println!("move 200 reply: {}", l(&r.move_ack));
-    println!(
-        "switch (move 200 → follower has the new current): {}",
-        l(&r.switch)
+    print_delivery(
+        "switch (move 200 → follower has the new current)",
+        &r.switch,
+        &r.switch_by_transport,
+        &r.bytes_per_switch,
+        "switch",
     );
-    for (t, s) in &r.switch_by_transport {
-        println!(
-            "  {t:<9} {}; {:.0} bytes per switch",
-            l(s),
-            r.bytes_per_switch.get(t).copied().unwrap_or(0.0)
-        );
-    }
     println!(
         "state messages per switch: {:.2} (after each follower's first)",
         r.states_per_switch
@@ -884,28 +1061,12 @@ fn print(r: &EventReport) {
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
     }
-    for (i, (row, total)) in r
-        .commands_per_move
-        .iter()
-        .zip(&r.commands_per_move_total)
-        .enumerate()
-    {
-        let who = match r.commands_per_move.len() - i {
-            1 => "run inside scripts".to_owned(),
-            2 => "other clients".to_owned(),
-            _ => format!("instance {}", (b'A' + i as u8) as char),
-        };
-        let parts: Vec<String> = row.iter().map(|(c, n)| format!("{c} {n:.2}")).collect();
-        let idle = r.idle_commands_per_second.get(i).copied().unwrap_or(0.0);
-        println!(
-            "store commands per move, {who}: {total:.2} ({}); idle {idle:.1}/s subtracted",
-            if parts.is_empty() {
-                "none".to_owned()
-            } else {
-                parts.join(", ")
-            }
-        );
-    }
+    print_commands(
+        "move",
+        &r.commands_per_move,
+        &r.commands_per_move_total,
+        &r.idle_commands_per_second,
+    );
     println!(
         "server CPU: {:.2} s over the moves, {:.2} s over as long idle; {:.1} µs per switch ({:.1} µs net of idle)",
         r.cpu_seconds_moves,

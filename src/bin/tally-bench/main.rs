@@ -10,12 +10,14 @@
 //! tallies.
 //!
 //! `tally-bench … events` follows an event instead and moves through its
-//! deck (see `events.rs`).
+//! deck (see `events.rs`); `tally-bench … qa` follows one while the room
+//! upvotes and posts on its Q&A board (see `qa.rs`).
 
 mod events;
 mod follow;
 mod nchan;
 mod net;
+mod qa;
 mod report;
 mod stats;
 mod vote;
@@ -121,6 +123,8 @@ pub struct Args {
 enum Mode {
     /// Followers of one event while its host moves through the deck.
     Events(events::EventArgs),
+    /// Followers of one event while the room upvotes and posts on its Q&A board.
+    Qa(qa::QaArgs),
 }
 
 impl Args {
@@ -158,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Mode::Events(ev)) = &args.mode {
         return events::main(&args, ev).await;
+    }
+    if let Some(Mode::Qa(qa)) = &args.mode {
+        return qa::main(&args, qa).await;
     }
     let report = run(&args).await?;
     if args.json {

@@ -214,6 +214,69 @@ async fn a_word_cloud_grows_live_and_a_word_the_host_hides_leaves_the_audience()
     }
 }
 
+/// Two instances on one Redis: a word typed on instance A's poll page
+/// reaches the cloud of a page on instance B (and one typed on B reaches
+/// A), normalised by the server on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_submitted_on_instance_a_appears_in_instance_b_cloud() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let backend = Backend::redis().await;
+    let a = spawn_app(&backend).await;
+    let b = spawn_app(&backend).await;
+    let res = a
+        .post_json(
+            "/api/polls",
+            &json!({"question": "One word for Redis?", "kind": "wordcloud",
+                "vote_limit": "unlimited"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "create on A");
+    let created: Value = res.json().await.expect("json");
+    let id = created["poll"]["id"].as_str().expect("id").to_owned();
+
+    let on_a = driver.page().await;
+    on_a.goto(&a.url(&format!("/polls/{id}"))).await;
+    on_a.wait_live().await;
+    let on_b = driver.page().await;
+    on_b.goto(&b.url(&format!("/polls/{id}?transport=sse")))
+        .await;
+    on_b.wait_live().await;
+    assert_eq!(on_b.text("[data-transport-used]").await, "sse");
+    assert_eq!(on_b.text("[data-cloud]").await, "No words yet.");
+
+    // Fullwidth letters and edge punctuation: counted as "rust".
+    on_a.type_into("[data-entry]", "Ｒｕｓｔ!").await;
+    on_a.press(Key::Enter).await;
+    vote_notice(&on_a, "Ｒｕｓｔ!").await;
+    until(
+        &on_b,
+        "the word from A in B's cloud",
+        "const w = Array.from(document.querySelectorAll('[data-cloud] .word')); \
+         return w.length === 1 && w[0].firstChild.textContent === 'rust';",
+    )
+    .await;
+    assert_eq!(on_b.text("[data-total]").await, "1 vote");
+
+    // And back: a CJK entry from B, kept whole, joins A's cloud after rust.
+    on_b.type_into("[data-entry]", "北京  大学").await;
+    on_b.click("[data-send-vote]").await;
+    vote_notice(&on_b, "北京  大学").await;
+    until(
+        &on_a,
+        "the word from B in A's cloud",
+        "return Array.from(document.querySelectorAll('[data-cloud] .word'), \
+           function (w) { return w.firstChild.textContent; }).join('|') === 'rust|北京 大学';",
+    )
+    .await;
+    assert_eq!(b.results(&id).await["distinct"], 2);
+    on_b.screenshot("kinds-wordcloud-two-instances.png").await;
+    for page in [on_a, on_b] {
+        page.close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_vote_by_keyboard_moves_the_mean_and_median_on_another_page() {
     let Some((driver, app)) = start().await else {

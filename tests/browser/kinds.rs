@@ -271,6 +271,36 @@ async fn a_word_submitted_on_instance_a_appears_in_instance_b_cloud() {
     )
     .await;
     assert_eq!(b.results(&id).await["distinct"], 2);
+    // A fuller room for the picture: more words through the API on A.
+    let room = [
+        ("fast", 6),
+        ("rust", 4),
+        ("simple", 3),
+        ("缓存", 3),
+        ("pub/sub", 2),
+        ("atomic", 2),
+        ("lua", 1),
+        ("streams", 1),
+        ("持久化", 1),
+    ];
+    for (word, times) in room {
+        for _ in 0..times {
+            let res = a
+                .post_json(
+                    &format!("/api/polls/{id}/votes"),
+                    &json!({"entries": [word]}),
+                )
+                .await;
+            assert_eq!(res.status(), 200, "vote {word}");
+        }
+    }
+    until(
+        &on_b,
+        "the room's words in B's cloud, fast first",
+        "const w = Array.from(document.querySelectorAll('[data-cloud] .word')); \
+         return w.length === 10 && w[0].firstChild.textContent === 'fast';",
+    )
+    .await;
     on_b.screenshot("kinds-wordcloud-two-instances.png").await;
     for page in [on_a, on_b] {
         page.close().await;

@@ -90,6 +90,13 @@ pub struct Config {
     #[arg(long, env = "TALLY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Who may frame the embed pages (`/polls/{id}/embed`,
+    /// `/events/{id}/embed`): their CSP `frame-ancestors`, space- or
+    /// comma-separated sources (`*`, `https://course.example.edu`, …).
+    /// Every other page may be framed by no one.
+    #[arg(long, env = "TALLY_EMBED_ORIGINS", default_value = "*", value_parser = embed_origins)]
+    pub embed_origins: String,
+
     /// Log format: text or json.
     #[arg(long, env = "TALLY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -154,6 +161,28 @@ pub struct Config {
 }
 
 /// An `http(s)://host[:port]` origin without a path, as links are built on it.
+/// `frame-ancestors` sources: `*`, `'self'`, or scheme://host[:port]
+/// (with `*.` wildcards), nothing that could end the CSP directive.
+fn embed_origins(s: &str) -> Result<String, String> {
+    let sources: Vec<&str> = s
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if sources.is_empty() {
+        return Err("give at least one source (or 'none')".into());
+    }
+    for source in &sources {
+        let ok = source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":/.-*'_[]".contains(&b));
+        if !ok {
+            return Err(format!("{source:?} is not a frame-ancestors source"));
+        }
+    }
+    Ok(sources.join(" "))
+}
+
 fn public_url(s: &str) -> Result<String, String> {
     let s = s.trim().trim_end_matches('/');
     let rest = s

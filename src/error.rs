@@ -27,6 +27,8 @@ pub enum Error {
     EventNotFound,
     #[error("no live event has this join code")]
     CodeNotFound,
+    #[error("only format=json is implemented")]
+    NotImplemented,
     #[error("no such question on this board")]
     QuestionNotFound,
     #[error("you cannot upvote your own question")]
@@ -85,6 +87,7 @@ impl Error {
             Error::EventNotFound => "event_not_found",
             Error::HasVotes => "has_votes",
             Error::QuestionNotFound => "question_not_found",
+            Error::NotImplemented => "not_implemented",
             Error::OwnQuestion => "own_question",
             Error::TooManyQuestions => "too_many_questions",
             Error::MethodNotAllowed => "method_not_allowed",
@@ -118,6 +121,7 @@ impl Error {
             | Error::CodeNotFound
             | Error::QuestionNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Error::PollClosed
             | Error::AlreadyVoted
             | Error::HasVotes

@@ -9,6 +9,7 @@
 //! script travels in escaped `data-` attributes.
 
 mod assets;
+mod embed;
 mod event;
 mod home;
 pub mod i18n;
@@ -57,6 +58,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/polls/{id}/manage", get(manage::show).post(manage::act))
         .route("/polls/{id}/present", get(present::show))
         .route("/polls/{id}/qr.svg", get(qr::show))
+        .route("/polls/{id}/embed", get(embed::poll_embed))
+        .route("/events/{id}/embed", get(embed::event_embed))
         .route("/events/new", get(event::new_event))
         .route("/events/{id}", get(event::audience))
         .route("/events/{id}/present", get(event::present))
@@ -82,7 +85,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         // One `layer` call (each call boxes one more future per request).
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
+                // Unless the page set its own (only the embed pages do).
+                .layer(SetResponseHeaderLayer::if_not_present(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(CONTENT_SECURITY_POLICY),
                 ))
@@ -211,6 +215,15 @@ fn no_store() -> (HeaderName, HeaderValue) {
 
 /// `scheme://host` as the visitor reached this site, for a link to share;
 /// empty (a relative link) when the `Host` header is not a plain host.
+/// This site's origin as the world reaches it: `TALLY_PUBLIC_URL` when
+/// set, else the request's scheme and `Host` (empty when unusable).
+pub fn public_origin(app: &AppState, headers: &HeaderMap) -> String {
+    match app.config.public_url.as_deref() {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => site_origin(headers),
+    }
+}
+
 pub fn site_origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)

@@ -8,6 +8,7 @@ pub mod events;
 pub mod hidden;
 pub mod join_limit;
 pub mod longpoll;
+pub mod oembed;
 pub mod openapi;
 pub mod ops;
 pub mod polls;
@@ -151,6 +152,7 @@ pub fn routes() -> Router<AppState> {
         );
     Router::new()
         .merge(api)
+        .route("/oembed", get(oembed::oembed))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

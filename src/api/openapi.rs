@@ -21,7 +21,7 @@ use super::schema::{
     CreatedPoll, ErrorBody, ErrorCode, ErrorDetail, NonNegativeInteger, PollList, SseEvent,
     VoteResults,
 };
-use super::{event_ws, events, hidden, longpoll, ops, polls, qa, sse, ws};
+use super::{event_ws, events, hidden, longpoll, oembed, ops, polls, qa, sse, ws};
 use crate::poll::{
     EntryResult, KindName, OptionResult, Results, ResultsVisibility, Scale, VoteLimit,
 };
@@ -44,7 +44,7 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
         events::create, events::show, events::join, events::move_event, events::results,
         events::voting, events::append, events::edit, events::delete_question, events::order,
         events::delete, events::results_csv, events::changes, events::events, event_ws::upgrade,
-        qa::post, qa::upvote, qa::take_back, qa::moderate, qa::page,
+        qa::post, qa::upvote, qa::take_back, qa::moderate, qa::page, oembed::oembed,
         ops::healthz, ops::readyz, ops::metrics, ops::stats, document,
     ),
     components(schemas(
@@ -63,6 +63,7 @@ use crate::stats::{ShortPollStats, StatsBody, TransportStats, TransportsStats};
         (name = "events", description = "Events: a deck of questions under one join code; \
             the presenter moves, every follower gets the whole state"),
         (name = "qa", description = "An event's audience Q&A: post, upvote, moderate, page"),
+        (name = "embed", description = "oEmbed 1.0 for poll and event links"),
         (name = "ops", description = "Health, readiness, metrics, this instance's counts and this document"),
     )
 )]

@@ -72,6 +72,18 @@ pub fn set_cookie_value(voter: &VoterId, headers: &HeaderMap) -> HeaderValue {
     HeaderValue::try_from(text).expect("a voter id is a token")
 }
 
+/// The voter cookie of an embed page, for a cross-site frame: partitioned
+/// (CHIPS), so the browser keeps it per embedding site, which needs
+/// `SameSite=None` and `Secure` (browsers accept `Secure` from
+/// `http://localhost` too, a trustworthy origin).
+pub fn partitioned_cookie(voter: &VoterId) -> HeaderValue {
+    let text = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=None; Secure; Partitioned; Path=/; Max-Age=31536000",
+        voter.as_str()
+    );
+    HeaderValue::try_from(text).expect("a voter id is a token")
+}
+
 fn is_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")

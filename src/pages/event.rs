@@ -48,6 +48,8 @@ pub struct Shell {
     /// The absolute join link (`…/j/123456`), and as shown (no scheme).
     pub join_url: String,
     pub join_url_shown: String,
+    /// The oEmbed discovery link, on the audience page.
+    pub oembed_href: Option<String>,
 }
 
 impl Shell {
@@ -87,6 +89,7 @@ impl Shell {
                 .map_or(join_url.as_str(), |(_, rest)| rest)
                 .to_owned(),
             join_url,
+            oembed_href: None,
         }
     }
 }
@@ -149,11 +152,7 @@ fn transport(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> &'s
 /// The join link `…/j/{code}`, absolute when an origin is known
 /// (`TALLY_PUBLIC_URL`, else the request's), else relative.
 pub fn join_url(app: &AppState, headers: &HeaderMap, code: &str) -> String {
-    let origin = match app.config.public_url.as_deref() {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => super::site_origin(headers),
-    };
-    format!("{origin}/j/{code}")
+    format!("{}/j/{code}", super::public_origin(app, headers))
 }
 
 /// The headers of the pages that hold the admin token in their fragment.
@@ -203,14 +202,28 @@ pub async fn audience(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let EventPath(id) = id.map_err(not_found)?;
-    let voter = voter::known(&jar);
-    let shell = shell(&app, &id, voter.as_ref(), &ui, &headers).await?;
-    let page = AudiencePage {
+    let mut page = audience_page(&app, &id, query, ui, &jar, &headers).await?;
+    page.shell.oembed_href =
+        super::embed::oembed_href(&app, &headers, &format!("/events/{}", page.shell.id));
+    Ok((voter_jar(jar, &headers), page).into_response())
+}
+
+/// The audience page for this visitor (the page and its embed).
+pub async fn audience_page(
+    app: &AppState,
+    id: &EventId,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ui: Ui,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+) -> Result<AudiencePage, PageError> {
+    let voter = voter::known(jar);
+    let shell = shell(app, id, voter.as_ref(), &ui, headers).await?;
+    Ok(AudiencePage {
         ui,
         shell,
         transport: transport(query),
-    };
-    Ok((voter_jar(jar, &headers), page).into_response())
+    })
 }
 
 /// `GET /events/{id}/present`.

@@ -109,10 +109,23 @@ pub async fn show(
     jar: CookieJar,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let id = poll_id(&id)?;
+    let mut page = page(&app, &id, query, ui, &jar).await?;
+    page.oembed_href = super::embed::oembed_href(&app, &headers, &format!("/polls/{}", page.id));
+    Ok((voter_jar(jar, &headers), page).into_response())
+}
+
+/// The poll page for this visitor (the poll page and its embed).
+pub async fn page(
+    app: &AppState,
+    id: &str,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    ui: Ui,
+    jar: &CookieJar,
+) -> Result<PollPage, PageError> {
+    let id = poll_id(id)?;
     let results = app.service.get(&id).await?;
     // The counts as this visitor may see them (`after_vote`: once voted).
-    let voter = voter::known(&jar);
+    let voter = voter::known(jar);
     let viewer = app.service.viewer(&results, None, voter.as_ref()).await?;
     let mut query = PageQuery::read(query, ui.t);
     // Where the poll keeps the voter's choice, it is the truth: the page
@@ -142,7 +155,7 @@ pub async fn show(
         .collect();
     page.instance = app.instance.clone();
     page.notice = query.notice;
-    Ok((voter_jar(jar, &headers), page).into_response())
+    Ok(page)
 }
 
 /// Body of the form vote: one `option` (a vote button) or several

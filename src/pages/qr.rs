@@ -18,10 +18,7 @@ use crate::error::Error;
 /// The poll's absolute address, or `None` when neither the configuration
 /// nor the request gives a usable origin.
 pub fn poll_url(app: &AppState, headers: &HeaderMap, id: &str) -> Option<String> {
-    let origin = match app.config.public_url.as_deref() {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => super::site_origin(headers),
-    };
+    let origin = super::public_origin(app, headers);
     (!origin.is_empty()).then(|| format!("{origin}/polls/{id}"))
 }
 

@@ -25,6 +25,8 @@ pub struct Ui {
     /// Whether the script may switch by reloading this address (a GET
     /// page; a form's answer would be sent again).
     pub reload: bool,
+    /// An embed page: the card alone, without the site's header and footer.
+    pub embed: bool,
 }
 
 impl Ui {
@@ -48,6 +50,7 @@ impl Ui {
             other,
             switch_href: format!("/lang?to={}&back={}", other.tag(), encode(&back)),
             reload,
+            embed: false,
         }
     }
 
@@ -93,8 +96,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ui {
     }
 }
 
-/// Percent-encodes a local address for a query value.
-fn encode(s: &str) -> String {
+/// Percent-encodes an address for a query value.
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {

@@ -357,6 +357,8 @@ pub struct PollPage {
     pub vote_key: String,
     /// The results as JSON, for the script (an escaped attribute value).
     pub results_json: String,
+    /// The oEmbed discovery link (`/oembed?url=…`), on the poll page.
+    pub oembed_href: Option<String>,
     /// What the poll asks and how the template draws it.
     pub k: KindView,
 }
@@ -451,6 +453,7 @@ impl PollPage {
             notice: None,
             vote_key: IdempotencyKey::generate().as_str().to_owned(),
             results_json: serde_json::to_string(results).expect("results always serialise"),
+            oembed_href: None,
             k: KindView::new(results),
             ui,
         }

@@ -10,6 +10,7 @@ mod cluster;
 mod create_rate;
 mod cross_site;
 mod disconnects;
+mod embed;
 mod errors;
 mod event_props;
 mod events;

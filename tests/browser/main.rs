@@ -17,6 +17,7 @@ mod lb;
 mod poll_page;
 
 mod create;
+mod embed;
 mod escaping;
 mod events;
 mod failover;

@@ -215,32 +215,7 @@ fn no_store() -> (HeaderName, HeaderValue) {
 
 /// `scheme://host` as the visitor reached this site, for a link to share;
 /// empty (a relative link) when the `Host` header is not a plain host.
-/// This site's origin as the world reaches it: `TALLY_PUBLIC_URL` when
-/// set, else the request's scheme and `Host` (empty when unusable).
-pub fn public_origin(app: &AppState, headers: &HeaderMap) -> String {
-    match app.config.public_url.as_deref() {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => site_origin(headers),
-    }
-}
-
-pub fn site_origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        });
-    let Some(host) = host else {
-        return String::new();
-    };
-    let https = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
-}
+pub use crate::api::origin::{public_origin, site_origin};
 
 #[cfg(test)]
 mod tests {

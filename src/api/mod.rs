@@ -11,6 +11,7 @@ pub mod longpoll;
 pub mod oembed;
 pub mod openapi;
 pub mod ops;
+pub mod origin;
 pub mod polls;
 pub mod qa;
 pub mod ratelimit;

@@ -16,8 +16,18 @@ use crate::error::Error;
 use crate::event::EventId;
 
 /// The iframe's size when the consumer sets no bound (a poll, an event).
-const POLL_SIZE: (u32, u32) = (480, 420);
-const EVENT_SIZE: (u32, u32) = (480, 560);
+pub const POLL_SIZE: (u32, u32) = (480, 420);
+pub const EVENT_SIZE: (u32, u32) = (480, 560);
+
+/// The iframe of an embed page: what oEmbed answers and what the manage
+/// pages offer to copy.
+pub fn iframe_html(origin: &str, path: &str, title: &str, (width, height): (u32, u32)) -> String {
+    format!(
+        "<iframe src=\"{origin}{path}\" width=\"{width}\" height=\"{height}\" title=\"{}\" \
+         style=\"border:0\" loading=\"lazy\"></iframe>",
+        attr(title)
+    )
+}
 
 #[derive(Debug, Deserialize)]
 pub struct OembedQuery {
@@ -94,7 +104,7 @@ pub async fn oembed(
     let url = q
         .url
         .ok_or_else(|| Error::BadRequest("url is required".into()))?;
-    let origin = crate::pages::public_origin(&app, &headers);
+    let origin = super::origin::public_origin(&app, &headers);
     let (title, path, (width, height)) = match target_of(&url, &origin) {
         Some(Target::Poll(id)) => {
             let id = poll_id(&id).map_err(|_| Error::NotFound)?;
@@ -110,11 +120,7 @@ pub async fn oembed(
     };
     let width = maxwidth.map_or(width, |m| m.min(width));
     let height = maxheight.map_or(height, |m| m.min(height));
-    let html = format!(
-        "<iframe src=\"{origin}{path}\" width=\"{width}\" height=\"{height}\" title=\"{}\" \
-         style=\"border:0\" loading=\"lazy\"></iframe>",
-        attr(&title)
-    );
+    let html = iframe_html(&origin, &path, &title, (width, height));
     Ok((
         StatusCode::OK,
         axum::Json(json!({

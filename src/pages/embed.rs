@@ -27,18 +27,6 @@ use crate::api::{AppState, voter};
 use crate::error::Error;
 use crate::poll::VoterId;
 
-/// The discovery link of a page at `path` (`/polls/{id}`): `/oembed?url=`
-/// with the page's absolute address, or `None` without a usable origin.
-pub fn oembed_href(app: &AppState, headers: &HeaderMap, path: &str) -> Option<String> {
-    let origin = super::public_origin(app, headers);
-    (!origin.is_empty()).then(|| {
-        format!(
-            "{origin}/oembed?url={}&format=json",
-            super::ui::encode(&format!("{origin}{path}"))
-        )
-    })
-}
-
 /// The headers of an embed page: a CSP whose `frame-ancestors` is
 /// `TALLY_EMBED_ORIGINS`, and a partitioned voter cookie when the frame's
 /// partition has none yet.

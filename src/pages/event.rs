@@ -50,6 +50,8 @@ pub struct Shell {
     pub join_url_shown: String,
     /// The oEmbed discovery link, on the audience page.
     pub oembed_href: Option<String>,
+    /// The embed page's iframe, on the manage page.
+    pub embed_snippet: String,
 }
 
 impl Shell {
@@ -90,6 +92,7 @@ impl Shell {
                 .to_owned(),
             join_url,
             oembed_href: None,
+            embed_snippet: String::new(),
         }
     }
 }
@@ -188,7 +191,14 @@ async fn shell(
         .await
         .map_err(not_found)?;
     let url = join_url(app, headers, state.record.code.as_str());
-    Ok(Shell::new(&state, counts, ui, url))
+    let mut shell = Shell::new(&state, counts, ui, url);
+    shell.embed_snippet = crate::api::oembed::iframe_html(
+        &crate::api::origin::public_origin(app, headers),
+        &format!("/events/{id}/embed"),
+        &state.record.title,
+        crate::api::oembed::EVENT_SIZE,
+    );
+    Ok(shell)
 }
 
 /// `GET /events/{id}`.
@@ -204,7 +214,7 @@ pub async fn audience(
     let EventPath(id) = id.map_err(not_found)?;
     let mut page = audience_page(&app, &id, query, ui, &jar, &headers).await?;
     page.shell.oembed_href =
-        super::embed::oembed_href(&app, &headers, &format!("/events/{}", page.shell.id));
+        crate::api::origin::oembed_href(&app, &headers, &format!("/events/{}", page.shell.id));
     Ok((voter_jar(jar, &headers), page).into_response())
 }
 

@@ -195,6 +195,9 @@ pub struct Text {
     pub created_eyebrow: &'static str,
     pub share_link: &'static str,
     pub copy: &'static str,
+    /// The manage pages' embed snippet: its label and what it is for.
+    pub embed_label: &'static str,
+    pub embed_hint: &'static str,
     pub copied: &'static str,
     pub admin_token: &'static str,
     pub token_keep: &'static str,

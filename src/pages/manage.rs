@@ -40,7 +40,14 @@ fn private() -> [(HeaderName, HeaderValue); 2] {
 fn page(app: &AppState, headers: &HeaderMap, results: &Results, ui: Ui) -> ManagePage {
     let url =
         poll_url(app, headers, &results.id).unwrap_or_else(|| format!("/polls/{}", results.id));
-    ManagePage::new(results, ui, url)
+    let mut page = ManagePage::new(results, ui, url);
+    page.embed_snippet = crate::api::oembed::iframe_html(
+        &crate::api::origin::public_origin(app, headers),
+        &format!("/polls/{}/embed", results.id),
+        &results.question,
+        crate::api::oembed::POLL_SIZE,
+    );
+    page
 }
 
 /// `GET /polls/{id}/manage`.

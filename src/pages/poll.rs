@@ -110,7 +110,8 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let mut page = page(&app, &id, query, ui, &jar).await?;
-    page.oembed_href = super::embed::oembed_href(&app, &headers, &format!("/polls/{}", page.id));
+    page.oembed_href =
+        crate::api::origin::oembed_href(&app, &headers, &format!("/polls/{}", page.id));
     Ok((voter_jar(jar, &headers), page).into_response())
 }
 

@@ -48,7 +48,11 @@ impl Ui {
             lang,
             t: lang.text(),
             other,
-            switch_href: format!("/lang?to={}&back={}", other.tag(), encode(&back)),
+            switch_href: format!(
+                "/lang?to={}&back={}",
+                other.tag(),
+                crate::api::origin::encode_query(&back)
+            ),
             reload,
             embed: false,
         }
@@ -94,19 +98,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Ui {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Ui::of(&parts.method, &parts.uri, &parts.headers))
     }
-}
-
-/// Percent-encodes an address for a query value.
-pub(super) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A `back` address the switch may send a visitor to: a path on this site

@@ -512,12 +512,15 @@ pub struct ManagePage {
     pub results_json: String,
     /// What the poll asks: a word cloud gets the host's list of entries.
     pub k: KindView,
+    /// The embed page's iframe, for the host to paste into another site.
+    pub embed_snippet: String,
 }
 
 impl ManagePage {
     /// The page for `results`, the share link `poll_url`.
     pub fn new(results: &Results, ui: Ui, poll_url: String) -> Self {
         Self {
+            embed_snippet: String::new(),
             id: results.id.clone(),
             question: results.question.clone(),
             closed: results.closed,
@@ -539,6 +542,7 @@ impl ManagePage {
     /// The page after the poll `id` was deleted from it: nothing to press.
     pub fn deleted(id: &PollId, ui: Ui) -> Self {
         Self {
+            embed_snippet: String::new(),
             id: id.to_string(),
             question: ui.t.poll_deleted.to_owned(),
             closed: true,

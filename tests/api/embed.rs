@@ -71,6 +71,21 @@ async fn only_the_embed_pages_may_be_framed_and_they_bring_a_partitioned_voter()
         .await
         .unwrap();
     assert!(html.contains("application/json+oembed"), "discovery link");
+    // The manage pages offer the iframe to copy.
+    let html = app
+        .get(&format!("/polls/{id}/manage"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("embed-snippet") && html.contains(&format!("/polls/{id}/embed")));
+    let html = app
+        .get(&format!("/events/{event}/manage"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("embed-snippet") && html.contains(&format!("/events/{event}/embed")));
     // An embed of a poll that is gone says so.
     let res = app.get("/polls/gone123/embed").await;
     assert_eq!(res.status(), 404);

@@ -51,6 +51,8 @@ pub static EN: Text = Text {
     created_eyebrow: "Poll created",
     share_link: "Link to share",
     copy: "Copy",
+    embed_label: "Embed it in another site",
+    embed_hint: "Paste this into a course page, a blog or a slide tool; it stays live and votes count. Sites that speak oEmbed take the link alone.",
     copied: "Copied",
     admin_token: "Admin token",
     token_keep: "Keep this token.",

@@ -51,6 +51,8 @@ pub static ZH: Text = Text {
     created_eyebrow: "投票已创建",
     share_link: "分享链接",
     copy: "复制",
+    embed_label: "嵌入到其他网站",
+    embed_hint: "把这段代码粘贴到课程页面、博客或幻灯片工具中；它会实时更新，投票也会计入。支持 oEmbed 的网站只需粘贴链接。",
     copied: "已复制",
     admin_token: "管理令牌",
     token_keep: "请保存好这个令牌。",

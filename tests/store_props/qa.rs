@@ -101,7 +101,10 @@ impl Model {
                     return Err(QaRefusal::QuestionNotFound);
                 };
                 match ACTIONS[action as usize] {
-                    Action::Approve if question.status == Status::Pending => {
+                    // Approving shows a pending question, or a hidden one again.
+                    Action::Approve
+                        if matches!(question.status, Status::Pending | Status::Hidden) =>
+                    {
                         question.status = Status::Open
                     }
                     Action::Approve => {}

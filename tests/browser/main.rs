@@ -16,6 +16,7 @@ mod driver;
 mod lb;
 mod poll_page;
 
+mod a11y;
 mod create;
 mod embed;
 mod escaping;

@@ -569,6 +569,54 @@
     }
   }
 
+  // ---- Screen readers hear the results change at a calm pace. ----
+
+  // A visually hidden polite live region under `root` that says the total
+  // of the `current()` results (and the leading option) when they change:
+  // the first change at once, then at most one announcement every
+  // ANNOUNCE_EVERY_MS however fast the votes come, never one per vote.
+  const ANNOUNCE_EVERY_MS = 5000;
+
+  function liveSummary(root, current) {
+    const region = document.createElement("p");
+    region.className = "sr-only";
+    region.setAttribute("aria-live", "polite");
+    region.setAttribute("data-live-summary", "");
+    root.appendChild(region);
+    let last = 0;
+    let timer = null;
+
+    function text() {
+      const r = current();
+      if (!r) return "";
+      let out = typeof r.total === "number"
+        ? t(r.total === 1 ? "vote_one" : "vote_many", { n: NUMBERS.format(r.total) })
+        : t("hidden_count");
+      if (r.kind !== "wordcloud" && r.kind !== "scale" && Array.isArray(r.options)) {
+        let top = null;
+        r.options.forEach(function (o) {
+          if (typeof o.votes === "number" && o.votes > 0 && (top === null || o.votes > top.votes)) top = o;
+        });
+        if (top && typeof top.label === "string") out += " · " + top.label;
+      }
+      return out;
+    }
+
+    function say() {
+      timer = null;
+      last = Date.now();
+      const next = text();
+      if (next !== region.textContent) region.textContent = next;
+    }
+
+    return {
+      changed: function () {
+        if (timer !== null) return;
+        timer = setTimeout(say, Math.max(0, last + ANNOUNCE_EVERY_MS - Date.now()));
+      },
+    };
+  }
+
   // ---- Poll page (and every page that follows a poll: manage, present). ----
 
   function followPoll(root) {
@@ -584,6 +632,7 @@
     let deleted = false;
     const view = findElements(root);
     const ranking = view.ranking ? Kinds.enhanceRanking(view.ranking) : null;
+    const announcer = liveSummary(root, function () { return results; });
 
     // Following: one live connection at a time. `generation` retires the
     // callbacks of a connection that was replaced.
@@ -682,6 +731,7 @@
       results = next;
       version = next.version;
       render();
+      announcer.changed();
     }
 
     // The same version with more in it: the counts the host's token (or a
@@ -691,6 +741,7 @@
       results = next;
       version = next.version;
       render();
+      announcer.changed();
     }
 
     // "Hidden until you vote / until close": the note and the bars follow

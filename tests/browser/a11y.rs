@@ -453,3 +453,113 @@ async fn every_event_page_passes_axe_in_both_languages_and_schemes() {
     audits.push(audit("join (a bad code)", "/join?code=12"));
     assert_accessible(&driver, &app, &audits).await;
 }
+
+/// Every element (and its `::before`/`::after`) that moves: a transition
+/// longer than 0s or an animation, as `selector: what`.
+const MOVING: &str = "const out = []; \
+    document.querySelectorAll('*').forEach(function (e) { \
+      [null, '::before', '::after'].forEach(function (pseudo) { \
+        const cs = getComputedStyle(e, pseudo); \
+        const t = cs.transitionDuration.split(',').some(d => parseFloat(d) > 0); \
+        const a = cs.animationName !== 'none' && cs.animationName !== ''; \
+        if (t || a) out.push(e.tagName.toLowerCase() + '.' + e.className + (pseudo || '') + ': ' + \
+          (t ? 'transition ' + cs.transitionDuration : 'animation ' + cs.animationName)); \
+      }); \
+    }); \
+    return out;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduced_motion_stops_the_bar_transitions_and_the_pulse() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app(&Backend::Memory).await;
+    let (id, _) = poll_with_votes(
+        &app,
+        json!({"question": "Tea or coffee?", "options": ["Tea", "Coffee"]}),
+        &[json!({"option": 0})],
+    )
+    .await;
+    let page = driver.page().await;
+    // Without the preference, the bars glide (the test sees motion).
+    page.emulate_media(&[("prefers-reduced-motion", "no-preference")])
+        .await;
+    page.goto(&app.url(&format!("/polls/{id}"))).await;
+    settle(&page, "the poll page").await;
+    let moving = page.js(MOVING, vec![]).await;
+    let moving: Vec<String> = serde_json::from_value(moving).expect("list");
+    assert!(
+        moving.iter().any(|m| m.contains("bar-fill")),
+        "the bars move without the preference: {moving:?}"
+    );
+    // With it, nothing moves, in either scheme, the connecting pulse included.
+    for scheme in ["light", "dark"] {
+        page.emulate_media(&[
+            ("prefers-reduced-motion", "reduce"),
+            ("prefers-color-scheme", scheme),
+        ])
+        .await;
+        page.js(
+            "document.querySelector('[data-conn]').dataset.state = 'connecting'; return true;",
+            vec![],
+        )
+        .await;
+        let moving = page.js(MOVING, vec![]).await;
+        assert_eq!(moving, json!([]), "{scheme}: still moving under reduce");
+    }
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_are_announced_at_a_calm_pace_under_20_votes_a_second() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app(&Backend::Memory).await;
+    let (id, _) = poll_with_votes(
+        &app,
+        json!({"question": "Tea or coffee?", "options": ["Tea", "Coffee"]}),
+        &[],
+    )
+    .await;
+    let page = driver.page().await;
+    page.goto(&app.url(&format!("/polls/{id}"))).await;
+    settle(&page, "the poll page").await;
+    page.js(
+        "const r = document.querySelector('[data-live-summary][aria-live=polite]'); \
+         window.__changes = 0; \
+         new MutationObserver(function (records) { window.__changes += records.length; }) \
+           .observe(r, {childList: true, characterData: true, subtree: true}); \
+         return true;",
+        vec![],
+    )
+    .await;
+    // 20 votes a second for 6 seconds, through the API.
+    let votes = 120;
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..votes {
+        every.tick().await;
+        post(
+            &app,
+            &format!("/api/polls/{id}/votes"),
+            None,
+            json!({"option": i % 2}),
+        )
+        .await;
+    }
+    // The last change is said too, within one announcement's pause.
+    page.wait_until(
+        "the final total to be announced",
+        Duration::from_secs(8),
+        "return document.querySelector('[data-live-summary]').textContent.startsWith('120 ')",
+        vec![],
+    )
+    .await;
+    let changes = page.js("return window.__changes", vec![]).await;
+    let changes = changes.as_u64().expect("count");
+    assert!(
+        (1..=4).contains(&changes),
+        "{changes} live-region changes for {votes} votes in 6 s"
+    );
+    page.close().await;
+}

@@ -371,6 +371,21 @@ impl Page {
         .await;
     }
 
+    /// Emulates CSS media features, e.g. `[("prefers-reduced-motion",
+    /// "reduce")]`; replaces whatever was emulated before (the colour
+    /// scheme included).
+    pub async fn emulate_media(&self, features: &[(&str, &str)]) {
+        let features: Vec<Value> = features
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": features }),
+        )
+        .await;
+    }
+
     async fn cdp(&self, cmd: &'static str, params: Value) {
         within(cmd, self.client.issue_cmd(Cdp { cmd, params }))
             .await

@@ -198,6 +198,8 @@
     },
   };
   window.tallyKinds = Kinds;
+  // The event pages announce their question's results the same calm way.
+  Kinds.liveSummary = liveSummary;
 
   document.querySelectorAll("[data-lang-switch]").forEach(enhanceLangSwitch);
   document.querySelectorAll("[data-local-time]").forEach(enhanceLocalTime);

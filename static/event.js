@@ -66,6 +66,11 @@
   };
   // Drawing and input of the question kinds, shared with app.js.
   const K = window.tallyKinds;
+  // Screen readers hear the question's results change at a calm pace (at
+  // most one announcement every few seconds), never one per vote.
+  const announcer = K && K.liveSummary && page !== "manage"
+    ? K.liveSummary(root, function () { return state && currentQuestion() ? state.now : null; })
+    : null;
   // The question the option rows were built for.
   let shownQuestion = null;
   const rows = new Map();
@@ -148,6 +153,7 @@
       if (view.questionOf) view.questionOf.textContent = t("ev_question_of", { n: state.current + 1, total: state.questions.length });
       if (view.text) view.text.textContent = (now && now.question) || q.question;
       renderNow(now, q);
+      if (announcer) announcer.changed();
     } else {
       shownQuestion = null;
     }

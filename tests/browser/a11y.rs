@@ -563,3 +563,72 @@ async fn the_results_are_announced_at_a_calm_pace_under_20_votes_a_second() {
     );
     page.close().await;
 }
+
+/// The event audience page announces its question's results as calmly as
+/// a poll page: under 20 votes a second, a few announcements, the last one
+/// the final total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_question_is_announced_at_a_calm_pace_too() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app(&Backend::Memory).await;
+    let created = post(
+        &app,
+        "/api/events",
+        None,
+        json!({"title": "Calm", "questions": [{"question": "Tea or coffee?", "options": ["Tea", "Coffee"], "vote_limit": "unlimited"}]}),
+    )
+    .await;
+    let id = created["event"]["id"].as_str().expect("id").to_owned();
+    let token = created["admin_token"].as_str().expect("token").to_owned();
+    let moved = post(
+        &app,
+        &format!("/api/events/{id}/move"),
+        Some(&token),
+        json!({"to": 0}),
+    )
+    .await;
+    let question = moved["now"]["id"].as_str().expect("question").to_owned();
+    let page = driver.page().await;
+    page.goto(&app.url(&format!("/events/{id}"))).await;
+    settle(&page, "the audience page").await;
+    page.js(
+        "const r = document.querySelector('[data-live-summary][aria-live=polite]'); \
+         window.__changes = 0; \
+         new MutationObserver(function (records) { window.__changes += records.length; }) \
+           .observe(r, {childList: true, characterData: true, subtree: true}); \
+         return true;",
+        vec![],
+    )
+    .await;
+    let votes = 120;
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..votes {
+        every.tick().await;
+        post(
+            &app,
+            &format!("/api/polls/{question}/votes"),
+            None,
+            json!({"option": i % 2}),
+        )
+        .await;
+    }
+    page.wait_until(
+        "the final total to be announced",
+        Duration::from_secs(8),
+        "return document.querySelector('[data-live-summary]').textContent.startsWith('120 ')",
+        vec![],
+    )
+    .await;
+    let changes = page
+        .js("return window.__changes", vec![])
+        .await
+        .as_u64()
+        .expect("count");
+    assert!(
+        (1..=4).contains(&changes),
+        "{changes} live-region changes for {votes} votes in 6 s"
+    );
+    page.close().await;
+}

@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use crate::driver::Driver;
-use crate::helpers::{Backend, WAIT, spawn_app};
+use crate::helpers::{Backend, WAIT, spawn_app, spawn_app_with};
 
 /// Serves `html` at `/` of a free port; its address with `localhost`.
 async fn host_page(html: String) -> String {
@@ -83,5 +83,41 @@ async fn a_vote_inside_a_cross_site_frame_counts_once_per_voter() {
         .await
         .expect("json");
     assert_eq!(results["total"], 1, "the partitioned cookie kept the voter");
+    page.close().await;
+}
+
+/// With `TALLY_EMBED_ORIGINS` naming other sites only, the browser refuses
+/// to show the embed page in this site's frame: no poll inside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_not_in_embed_origins_cannot_frame_the_poll() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app_with(&Backend::Memory, |c| {
+        c.embed_origins = "https://course.example.edu".into()
+    })
+    .await;
+    let embed = app.url("/polls/lpl/embed");
+    let host = host_page(format!(
+        "<!doctype html><title>Another site</title>\
+         <iframe src=\"{embed}\" width=\"480\" height=\"420\" title=\"poll\"></iframe>"
+    ))
+    .await;
+    let page = driver.page().await;
+    page.goto(&host).await;
+    // A frame the browser refused holds its error page, never the poll.
+    page.client.enter_frame(0).await.expect("enter the frame");
+    let inside = page
+        .js(
+            "return document.querySelector('[data-poll]') === null \
+             && !document.body.textContent.includes('LPL')",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        inside,
+        Value::Bool(true),
+        "the poll must not render in a refused frame"
+    );
     page.close().await;
 }

@@ -487,18 +487,37 @@
     tick();
   }
 
+  // The n-th vote the lab casts, in the poll's own kind: an option in turn;
+  // a word of a few; a value of the scale in turn; a ranking rotated by n.
+  function ballot(n) {
+    const opts = initial.options || [];
+    switch (initial.kind) {
+      case "wordcloud":
+        return { entries: ["lab " + (n % 7)] };
+      case "scale":
+        return { value: opts[n % opts.length].id };
+      case "ranking": {
+        const ids = opts.map(function (o) { return o.id; }).sort(function (a, b) { return a - b; });
+        const k = n % ids.length;
+        return { ranking: ids.slice(k).concat(ids.slice(0, k)) };
+      }
+      default:
+        return { option: n % optionCount };
+    }
+  }
+
   function castVote(r) {
     if (r.inFlight >= MAX_IN_FLIGHT) {
       r.votes.skipped++;
       return;
     }
-    const option = r.votes.sent % optionCount;
+    const body = ballot(r.votes.sent);
     r.votes.sent++;
     r.inFlight++;
     fetch(base + "/votes", {
       method: "POST",
       headers: { "Content-Type": "application/json", "Idempotency-Key": randomKey() },
-      body: JSON.stringify({ option: option }),
+      body: JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     }).then(function (res) {

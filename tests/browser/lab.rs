@@ -447,3 +447,44 @@ async fn on_a_one_vote_poll_the_lab_says_why_it_cannot_vote_and_still_follows() 
     }
     page.close().await;
 }
+
+/// The lab votes in the poll's own kind: on a word cloud, a scale and a
+/// ranking its votes are accepted and every transport follows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lab_votes_on_every_kind() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app_with(&Backend::Memory, |_| {}).await;
+    for body in [
+        json!({"question": "One word?", "kind": "wordcloud", "vote_limit": "unlimited"}),
+        json!({"question": "How sure?", "kind": "scale", "scale": {"min": 1, "max": 5}, "vote_limit": "unlimited"}),
+        json!({"question": "Order?", "kind": "ranking", "options": ["a", "b", "c"], "vote_limit": "unlimited"}),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/polls"))
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(res.status(), 201);
+        let poll: serde_json::Value = res.json().await.expect("json");
+        let id = poll["poll"]["id"].as_str().expect("id").to_owned();
+        let page = driver.page().await;
+        page.goto(&app.url(&format!("/polls/{id}/lab"))).await;
+        page.click("[data-lab-start]").await;
+        wait_state(&page, "running", WAIT).await;
+        let total = page
+            .wait_until(
+                "the lab's votes to be counted",
+                Duration::from_secs(8),
+                "return fetch(location.pathname.replace('/lab', '').replace('/polls/', '/api/polls/'))\
+                   .then(function (r) { return r.json(); }).then(function (r) { return r.total >= 3 ? r.total : 0; })",
+                vec![],
+            )
+            .await;
+        assert!(total.as_u64().unwrap_or(0) >= 3, "{body}: {total}");
+        page.close().await;
+    }
+}

@@ -96,7 +96,8 @@ pub async fn oembed(
     headers: HeaderMap,
     QueryParams(q): QueryParams<OembedQuery>,
 ) -> Result<Response, Error> {
-    if q.format.as_deref().is_some_and(|f| f != "json") {
+    // An empty `format` is no format: JSON.
+    if q.format.as_deref().is_some_and(|f| !f.is_empty() && f != "json") {
         return Err(Error::NotImplemented);
     }
     let maxwidth = bound("maxwidth", q.maxwidth.as_deref())?;

@@ -97,7 +97,10 @@ pub async fn oembed(
     QueryParams(q): QueryParams<OembedQuery>,
 ) -> Result<Response, Error> {
     // An empty `format` is no format: JSON.
-    if q.format.as_deref().is_some_and(|f| !f.is_empty() && f != "json") {
+    if q.format
+        .as_deref()
+        .is_some_and(|f| !f.is_empty() && f != "json")
+    {
         return Err(Error::NotImplemented);
     }
     let maxwidth = bound("maxwidth", q.maxwidth.as_deref())?;

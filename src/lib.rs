@@ -15,7 +15,11 @@
 //! - [`store`]: the [`store::Store`] trait and its memory and Redis
 //!   backends; [`store::redis::bus`] is the Redis pub/sub subscriber that
 //!   feeds the hub changes made on other instances (reconnects, resyncs).
-//! - [`hub`]: local fan-out, one `watch` channel per followed poll.
+//! - [`event`]: events (a deck of questions under one join code), their
+//!   moves, cursor and Q&A board; [`service`]'s `events` module runs the
+//!   move protocol and the per-instance composer of an event's state.
+//! - [`hub`]: local fan-out, one `watch` channel per followed topic (a poll
+//!   or an event).
 //! - [`service`]: the operations (create, vote, follow…) every handler calls.
 //! - [`api`]: the JSON API, one module per transport; [`pages`]: HTML.
 //! - [`server`]: the accept loop (hyper, header timeout); [`shutdown`]: the

@@ -128,7 +128,7 @@ fn voter_jar(jar: CookieJar, headers: &HeaderMap) -> CookieJar {
 
 /// An error rendered as an HTML page instead of the API's JSON, in the
 /// visitor's language: the response carries the error, and
-/// [`render_error_pages`] (which knows the request) writes the page.
+/// `render_error_pages` (which knows the request) writes the page.
 pub struct PageError(pub Error);
 
 impl From<Error> for PageError {

@@ -21,7 +21,7 @@
 //! the connection closes says so too: hyper adds the header itself once
 //! keep-alive is off (graceful shutdown of a connection mid-exchange, its
 //! own 400/414/431 for an unparsable or too-large head), and this loop
-//! adds it where hyper learns too late ([`announce_close`]). A head that does
+//! adds it where hyper learns too late (`announce_close`). A head that does
 //! not arrive within the header timeout gets no answer at all: the
 //! connection is closed as an idle one.
 

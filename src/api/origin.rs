@@ -16,7 +16,7 @@ pub fn public_origin(app: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// The origin the visitor used (scheme from `X-Forwarded-Proto`), if its
-/// `Host` is a plain host[:port]; empty otherwise (never echo a forged one).
+/// `Host` is a plain host\[:port\]; empty otherwise (never echo a forged one).
 pub fn site_origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)

@@ -1,6 +1,6 @@
 //! The pages' two languages, English and 简体中文: which one a visitor
 //! gets, and every word the pages and their script show, one table per
-//! language ([`en`], [`zh`]).
+//! language (`en`, `zh`).
 //!
 //! The catalogue is a plain struct ([`Text`]) with one field per phrase,
 //! so a phrase missing from a language does not compile. Phrases with

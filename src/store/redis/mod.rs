@@ -2,7 +2,7 @@
 //! counts (one Lua script, [`poll.lua`](store), per operation) over a
 //! [`connection::Connection`], and [`bus`] (one Redis) or [`cluster_bus`]
 //! (sharded pub/sub on a cluster) brings every change made on any instance
-//! into this instance's hub; [`feed`] is what the two buses share (the
+//! into this instance's hub; `feed` is what the two buses share (the
 //! reconnect loop, the unsubscribe grace, resync and delivery).
 //!
 //! The bus reads through the store (snapshots after a reconnect) and never

@@ -202,7 +202,7 @@ impl Limits {
 
 /// The Redis store over one multiplexed, self-reconnecting connection.
 ///
-/// Why one [`ConnectionManager`] and not a deadpool-redis pool: the manager
+/// Why one `ConnectionManager` and not a deadpool-redis pool: the manager
 /// pipelines every concurrent command on one socket, and our commands are
 /// short scripts, never blocking ones. A pool hands each request a
 /// connection of its own (so at most `max_size` commands are in flight) and

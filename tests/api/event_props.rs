@@ -286,10 +286,17 @@ async fn a_mover_killed_mid_move_leaves_a_state_the_next_move_repairs() {
                     .json(&body)
                     .send()
                     .await;
-                let _ = &eid;
             }
         });
-        tokio::time::sleep(Duration::from_millis(150 + 40 * round)).await;
+        // Kill it while it moves: once it has made a few moves of this
+        // round (and so is in the middle of the next), never before.
+        let started = state_version(&app, &eid).await;
+        within("the mover to be moving", async {
+            while state_version(&app, &eid).await < started + 3 + round {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
         mover.signal("KILL");
         mover.wait_exit(Duration::from_secs(5)).await;
         hammer.abort();
@@ -317,4 +324,11 @@ async fn a_mover_killed_mid_move_leaves_a_state_the_next_move_repairs() {
             "round {round}: after the kill and one move"
         );
     }
+}
+
+/// The event's version, read through the in-process instance.
+async fn state_version(app: &TestApp, id: &str) -> u64 {
+    json_of(app.get(&format!("/api/events/{id}")).await).await["version"]
+        .as_u64()
+        .expect("version")
 }

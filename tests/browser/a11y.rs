@@ -114,8 +114,15 @@ async fn settle(page: &Page, what: &str) {
         vec![],
     )
     .await;
-    // Live renders settle within a frame or two; give them those.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Live renders settle within a frame or two: wait for two frames.
+    page.js(
+        "window.__frames = 0; requestAnimationFrame(function () { \
+           requestAnimationFrame(function () { window.__frames = 2; }); }); return true;",
+        vec![],
+    )
+    .await;
+    page.wait_until("two frames", WAIT, "return window.__frames === 2", vec![])
+        .await;
 }
 
 /// Runs axe on the page; returns its violations.

@@ -206,11 +206,31 @@ async fn the_presenter_is_driven_by_its_keys() {
     wait_question(&page, Some("Two?"), SWITCH_BOUND).await;
     page.press(Key::PageUp).await;
     wait_question(&page, Some("One?"), SWITCH_BOUND).await;
+    // `prev` on the first question changes nothing: count the page's
+    // answered moves, press ←, and look once its answer is in.
+    let version = state(&app, &id).await["version"].clone();
+    page.js(
+        "window.__moves = 0; const f = window.fetch; \
+         window.fetch = function (url) { return f.apply(this, arguments).then(function (r) { \
+           if (String(url).endsWith('/move')) window.__moves++; return r; }); }; return true;",
+        vec![],
+    )
+    .await;
     page.press(Key::Left).await;
-    // `prev` on the first question changes nothing.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    page.wait_until(
+        "the ← move to be answered",
+        WAIT,
+        "return window.__moves >= 1",
+        vec![],
+    )
+    .await;
     wait_question(&page, Some("One?"), SWITCH_BOUND).await;
-    assert_eq!(state(&app, &id).await["current"], 0);
+    let now = state(&app, &id).await;
+    assert_eq!(now["current"], 0);
+    assert_eq!(
+        now["version"], version,
+        "a move at the start changes nothing"
+    );
 
     // R hides the results, Space closes voting, Q shows the Q&A panel.
     type_letter(&page, "r").await;

@@ -14,47 +14,24 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::AppState;
 use super::caller::Caller;
 use super::events::EventPath;
-use super::polls::VoteBody;
 use super::schema::ErrorBody;
 use super::security::origin_allowed;
 use super::ws::{
-    End, MAX_MESSAGE_BYTES, READ_BUFFER_BYTES, close_code, close_for, error_message, send,
+    End, MAX_MESSAGE_BYTES, READ_BUFFER_BYTES, VoteFrame, close_code, close_for, error_message,
+    send,
 };
 use crate::error::Error;
 use crate::event::Cursor;
 use crate::event::view::{EventUpdate, View};
-use crate::poll::{IdempotencyKey, PollId, VoterId};
+use crate::poll::{PollId, VoterId};
 use crate::service::{EventFollowing, Transport};
 use crate::store::Vote;
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
-    Vote {
-        #[serde(default)]
-        option: Option<u32>,
-        #[serde(default)]
-        options: Option<Vec<u32>>,
-        /// Word cloud, scale and ranking votes, as on `POST …/votes`.
-        #[serde(default)]
-        entries: Option<Vec<String>>,
-        #[serde(default)]
-        value: Option<u32>,
-        #[serde(default)]
-        ranking: Option<Vec<u32>>,
-        #[serde(default)]
-        question: Option<String>,
-        #[serde(default)]
-        request_id: Option<String>,
-    },
-}
 
 /// Follow an event (WebSocket)
 #[utoipa::path(get, path = "/api/events/{id}/ws", tag = "events",
@@ -222,40 +199,16 @@ impl Connection {
     }
 
     async fn handle_text(&mut self, text: &str) -> String {
-        let message: ClientMessage = match serde_json::from_str(text) {
-            Ok(m) => m,
-            Err(e) => {
-                let request_id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned));
-                return error_message(request_id.as_deref(), "bad_message", &e.to_string());
-            }
+        let frame = match VoteFrame::read(text) {
+            Ok(frame) => frame,
+            Err(reply) => return reply,
         };
-        let ClientMessage::Vote {
-            option,
-            options,
-            entries,
-            value,
-            ranking,
-            question,
-            request_id,
-        } = message;
-        let rid = request_id.as_deref();
-        let body = VoteBody {
-            option,
-            options,
-            entries,
-            value,
-            ranking,
-        };
-        let choice = match body.choice() {
-            Ok(choice) => choice,
-            Err(e) => return error_message(rid, e.code(), &e.to_string()),
-        };
-        let idempotency_key = match rid.map(IdempotencyKey::parse).transpose() {
-            Ok(k) => k,
-            Err(e) => return error_message(rid, "bad_request", &e.0),
-        };
+        let (rid, question, choice, idempotency_key) = (
+            frame.request_id.as_deref(),
+            frame.question,
+            frame.choice,
+            frame.idempotency_key,
+        );
         let current = super::events::current_question(&self.following);
         let poll = match (question, current) {
             (_, None) => {

@@ -66,9 +66,74 @@ enum ClientMessage {
         value: Option<u32>,
         #[serde(default)]
         ranking: Option<Vec<u32>>,
+        /// On an event's WebSocket: the question the vote is meant for.
+        #[serde(default)]
+        question: Option<String>,
         #[serde(default)]
         request_id: Option<String>,
     },
+}
+
+/// A client's vote frame, read and checked the same way on a poll's and an
+/// event's WebSocket.
+pub(super) struct VoteFrame {
+    pub request_id: Option<String>,
+    /// The question it is meant for (event WebSockets; ignored on a poll's).
+    pub question: Option<String>,
+    pub choice: crate::poll::Choice,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl VoteFrame {
+    /// The frame's vote, or the error message to answer it with.
+    pub(super) fn read(text: &str) -> Result<Self, String> {
+        let message: ClientMessage = serde_json::from_str(text).map_err(|e| {
+            let request_id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned));
+            error_message(request_id.as_deref(), "bad_message", &e.to_string())
+        })?;
+        let ClientMessage::Vote {
+            option,
+            options,
+            entries,
+            value,
+            ranking,
+            question,
+            request_id,
+        } = message;
+        let rid = request_id.as_deref();
+        let body = VoteBody {
+            option,
+            options,
+            entries,
+            value,
+            ranking,
+        };
+        if body.option.is_none()
+            && body.options.is_none()
+            && body.entries.is_none()
+            && body.value.is_none()
+            && body.ranking.is_none()
+        {
+            let why = "a vote needs option (one index) or options (a list), or entries, value \
+                       or ranking";
+            return Err(error_message(rid, "bad_message", why));
+        }
+        let choice = body
+            .choice()
+            .map_err(|e| error_message(rid, e.code(), &e.to_string()))?;
+        let idempotency_key = rid
+            .map(IdempotencyKey::parse)
+            .transpose()
+            .map_err(|e| error_message(rid, "bad_request", &e.0))?;
+        Ok(Self {
+            request_id,
+            question,
+            choice,
+            idempotency_key,
+        })
+    }
 }
 
 /// Follow and vote (WebSocket)
@@ -237,49 +302,15 @@ impl Connection {
 
     /// Answers one text frame: a vote's ack or an error message.
     async fn handle_text(&mut self, text: &str) -> String {
-        let message: ClientMessage = match serde_json::from_str(text) {
-            Ok(m) => m,
-            Err(e) => {
-                let request_id = serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("request_id")?.as_str().map(str::to_owned));
-                return error_message(request_id.as_deref(), "bad_message", &e.to_string());
-            }
+        let frame = match VoteFrame::read(text) {
+            Ok(frame) => frame,
+            Err(reply) => return reply,
         };
-        let ClientMessage::Vote {
-            option,
-            options,
-            entries,
-            value,
-            ranking,
-            request_id,
-        } = message;
-        let rid = request_id.as_deref();
-        let body = VoteBody {
-            option,
-            options,
-            entries,
-            value,
-            ranking,
-        };
-        if body.option.is_none()
-            && body.options.is_none()
-            && body.entries.is_none()
-            && body.value.is_none()
-            && body.ranking.is_none()
-        {
-            let why = "a vote needs option (one index) or options (a list), or entries, value \
-                       or ranking";
-            return error_message(rid, "bad_message", why);
-        }
-        let choice = match body.choice() {
-            Ok(choice) => choice,
-            Err(e) => return error_message(rid, e.code(), &e.to_string()),
-        };
-        let idempotency_key = match rid.map(IdempotencyKey::parse).transpose() {
-            Ok(k) => k,
-            Err(e) => return error_message(rid, "bad_request", &e.0),
-        };
+        let (rid, choice, idempotency_key) = (
+            frame.request_id.as_deref(),
+            frame.choice,
+            frame.idempotency_key,
+        );
         if let Err(e) = self.app.vote_limiter.check(self.client) {
             return error_message(rid, e.code(), &e.to_string());
         }

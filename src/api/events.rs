@@ -323,9 +323,9 @@ pub async fn move_event(
     body: Result<JsonBody<MoveBody>, Error>,
 ) -> Result<Response, Error> {
     // An unknown event is 404 and a missing token 401 before a bad body.
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let mv = body?.0.parse().map_err(|e| Error::Validation(e.0))?;
-    app.service.move_event(&id, caller.token(), mv).await?;
+    app.service.move_event(&admin, mv).await?;
     admin_state(&app, &id).await
 }
 
@@ -344,11 +344,9 @@ pub async fn results(
     caller: Caller,
     body: Result<JsonBody<ShownBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let JsonBody(body) = body?;
-    app.service
-        .set_results_shown(&id, caller.token(), body.shown)
-        .await?;
+    app.service.set_results_shown(&admin, body.shown).await?;
     admin_state(&app, &id).await
 }
 
@@ -367,11 +365,9 @@ pub async fn voting(
     caller: Caller,
     body: Result<JsonBody<VotingBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let JsonBody(body) = body?;
-    app.service
-        .set_voting(&id, caller.token(), body.open)
-        .await?;
+    app.service.set_voting(&admin, body.open).await?;
     admin_state(&app, &id).await
 }
 
@@ -390,11 +386,9 @@ pub async fn append(
     caller: Caller,
     body: Result<JsonBody<CreateBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let poll = parse_question(None, &body?.0);
-    app.service
-        .append_question(&id, caller.token(), poll?)
-        .await?;
+    app.service.append_question(&admin, poll?).await?;
     admin_state(&app, &id).await
 }
 
@@ -417,11 +411,9 @@ pub async fn edit(
     caller: Caller,
     body: Result<JsonBody<CreateBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let poll = parse_question(None, &body?.0);
-    app.service
-        .edit_question(&id, caller.token(), &qid, poll?)
-        .await?;
+    app.service.edit_question(&admin, &qid, poll?).await?;
     admin_state(&app, &id).await
 }
 
@@ -436,9 +428,8 @@ pub async fn delete_question(
     QuestionPath(qid): QuestionPath,
     caller: Caller,
 ) -> Result<Response, Error> {
-    app.service
-        .delete_question(&id, caller.token(), &qid)
-        .await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
+    app.service.delete_question(&admin, &qid).await?;
     admin_state(&app, &id).await
 }
 
@@ -457,7 +448,7 @@ pub async fn order(
     caller: Caller,
     body: Result<JsonBody<OrderBody>, Error>,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let JsonBody(body) = body?;
     let order = body
         .questions
@@ -467,7 +458,7 @@ pub async fn order(
         .map_err(|_| {
             Error::Validation("questions: give every question id of the deck exactly once".into())
         })?;
-    app.service.reorder(&id, caller.token(), order).await?;
+    app.service.reorder(&admin, order).await?;
     admin_state(&app, &id).await
 }
 
@@ -481,7 +472,8 @@ pub async fn delete(
     EventPath(id): EventPath,
     caller: Caller,
 ) -> Result<Response, Error> {
-    app.service.delete_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
+    app.service.delete_event(&admin).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -498,7 +490,8 @@ pub async fn results_csv(
     EventPath(id): EventPath,
     caller: Caller,
 ) -> Result<Response, Error> {
-    let all = app.service.event_results(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
+    let all = app.service.event_results(&admin).await?;
     let mut csv = String::from("question,option,label,votes\r\n");
     for results in &all {
         for option in &results.options {

@@ -171,16 +171,13 @@ pub async fn moderate(
     Path(params): Path<Vec<(String, String)>>,
     caller: Caller,
 ) -> Result<Response, Error> {
-    app.service.authorize_event(&id, caller.token()).await?;
+    let admin = app.service.authorize_event(&id, caller.token()).await?;
     let action = params
         .iter()
         .find(|(k, _)| k == "action")
         .and_then(|(_, v)| Action::parse(v))
         .ok_or(Error::NotFound)?;
-    let item = app
-        .service
-        .qa_moderate(&id, caller.token(), qid, action)
-        .await?;
+    let item = app.service.qa_moderate(&admin, qid, action).await?;
     Ok(axum::Json(json!({"question": item})).into_response())
 }
 

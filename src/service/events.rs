@@ -42,6 +42,21 @@ use crate::poll::{AdminToken, NewPoll, PollId, Results, Snapshot, now_ms};
 use crate::store::CreatePoll;
 use crate::store::events::{Cas, CreateEvent, DeckEdit, MoveStart};
 
+/// Proof that a caller presented an event's admin token (only
+/// [`Service::authorize_event`] makes one): the admin operations take it,
+/// so a handler checks the token once, before it reads the body, and the
+/// operation does not read it again.
+#[derive(Debug)]
+pub struct EventAdmin {
+    id: EventId,
+}
+
+impl EventAdmin {
+    pub fn event(&self) -> &EventId {
+        &self.id
+    }
+}
+
 /// A follower of an event: the composed state, under the follower cap.
 pub type EventFollowing = Following<EventId, EventUpdate>;
 
@@ -205,15 +220,20 @@ impl Service {
 
     /// Checks the event's admin token: unknown event first, then missing,
     /// then wrong.
-    pub async fn authorize_event(&self, id: &EventId, token: Option<&str>) -> Result<(), Error> {
+    pub async fn authorize_event(
+        &self,
+        id: &EventId,
+        token: Option<&str>,
+    ) -> Result<EventAdmin, Error> {
         let stored = self.store.event_token_sha256(id).await?;
-        super::check_token(stored.ok_or(Error::EventNotFound)?, token)
+        super::check_token(stored.ok_or(Error::EventNotFound)?, token)?;
+        Ok(EventAdmin { id: id.clone() })
     }
 
     /// Whether `token` is the event's admin token.
     pub async fn is_event_admin(&self, id: &EventId, token: Option<&str>) -> Result<bool, Error> {
         match self.authorize_event(id, token).await {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(Error::Unauthorized | Error::Forbidden) => Ok(false),
             Err(e) => Err(e),
         }
@@ -230,14 +250,9 @@ impl Service {
     }
 
     /// Moves the event (admin). See the module docs for the steps.
-    #[tracing::instrument(skip_all, fields(event = %id, ?mv))]
-    pub async fn move_event(
-        &self,
-        id: &EventId,
-        token: Option<&str>,
-        mv: Move,
-    ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+    #[tracing::instrument(skip_all, fields(event = %admin.id, ?mv))]
+    pub async fn move_event(&self, admin: &EventAdmin, mv: Move) -> Result<EventRecord, Error> {
+        let id = &admin.id;
         let outcome = self.try_move(id, mv).await;
         metrics::event_move(outcome.is_ok());
         outcome
@@ -316,13 +331,8 @@ impl Service {
 
     /// Opens or closes voting on the current question (admin; the
     /// presenter's Space key). The lobby has nothing to open.
-    pub async fn set_voting(
-        &self,
-        id: &EventId,
-        token: Option<&str>,
-        open: bool,
-    ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+    pub async fn set_voting(&self, admin: &EventAdmin, open: bool) -> Result<EventRecord, Error> {
+        let id = &admin.id;
         let record = self.get_event(id).await?;
         let Some(current) = &record.current else {
             return Err(Error::Validation(
@@ -358,11 +368,10 @@ impl Service {
     /// Shows or hides the current question's counts to the audience.
     pub async fn set_results_shown(
         &self,
-        id: &EventId,
-        token: Option<&str>,
+        admin: &EventAdmin,
         shown: bool,
     ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+        let id = &admin.id;
         match self.store.set_results_shown(id, shown).await? {
             Cas::NotFound => Err(Error::EventNotFound),
             _ => self.announce(id).await,
@@ -393,11 +402,10 @@ impl Service {
     /// Adds a question at the end of the deck (admin).
     pub async fn append_question(
         &self,
-        id: &EventId,
-        token: Option<&str>,
+        admin: &EventAdmin,
         poll: NewPoll,
     ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+        let id = &admin.id;
         let hash = self
             .store
             .event_token_sha256(id)
@@ -428,12 +436,11 @@ impl Service {
     /// follows it if it was on screen.
     pub async fn edit_question(
         &self,
-        id: &EventId,
-        token: Option<&str>,
+        admin: &EventAdmin,
         qid: &PollId,
         poll: NewPoll,
     ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+        let id = &admin.id;
         let record = self.get_event(id).await?;
         if !record.has_question(qid) {
             return Err(Error::PollNotFound);
@@ -495,11 +502,10 @@ impl Service {
     /// question sends the event to the lobby.
     pub async fn delete_question(
         &self,
-        id: &EventId,
-        token: Option<&str>,
+        admin: &EventAdmin,
         qid: &PollId,
     ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+        let id = &admin.id;
         self.edit_deck(id, &DeckEdit::Remove(qid.clone()), |r| {
             if r.has_question(qid) {
                 Ok(())
@@ -518,11 +524,10 @@ impl Service {
     /// once. The question on screen stays on screen.
     pub async fn reorder(
         &self,
-        id: &EventId,
-        token: Option<&str>,
+        admin: &EventAdmin,
         order: Vec<PollId>,
     ) -> Result<EventRecord, Error> {
-        self.authorize_event(id, token).await?;
+        let id = &admin.id;
         let check = |r: &EventRecord| {
             let mut given: Vec<&PollId> = order.iter().collect();
             let mut have: Vec<&PollId> = r.deck.iter().map(|q| &q.id).collect();
@@ -543,8 +548,8 @@ impl Service {
 
     /// Deletes the event, its code and every question (admin); followers
     /// are told.
-    pub async fn delete_event(&self, id: &EventId, token: Option<&str>) -> Result<(), Error> {
-        self.authorize_event(id, token).await?;
+    pub async fn delete_event(&self, admin: &EventAdmin) -> Result<(), Error> {
+        let id = &admin.id;
         let record = self.get_event(id).await?;
         if !self.store.delete_event(id).await? {
             return Err(Error::EventNotFound);
@@ -560,12 +565,8 @@ impl Service {
     }
 
     /// Every question's results in deck order (admin), for the CSV.
-    pub async fn event_results(
-        &self,
-        id: &EventId,
-        token: Option<&str>,
-    ) -> Result<Vec<Results>, Error> {
-        self.authorize_event(id, token).await?;
+    pub async fn event_results(&self, admin: &EventAdmin) -> Result<Vec<Results>, Error> {
+        let id = &admin.id;
         let record = self.get_event(id).await?;
         let mut out = Vec::with_capacity(record.deck.len());
         for q in &record.deck {

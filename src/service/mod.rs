@@ -15,7 +15,7 @@ mod compose;
 mod events;
 mod qa;
 
-pub use events::EventFollowing;
+pub use events::{EventAdmin, EventFollowing};
 
 use std::hash::Hash;
 

@@ -53,12 +53,11 @@ impl Service {
     /// Approves, hides, answers or pins a question (admin).
     pub async fn qa_moderate(
         &self,
-        event: &EventId,
-        token: Option<&str>,
+        admin: &super::events::EventAdmin,
         id: u32,
         action: Action,
     ) -> Result<Item, Error> {
-        self.authorize_event(event, token).await?;
+        let event = admin.event();
         let item = self.store.qa_moderate(event, id, action).await??;
         self.announce(event).await?;
         Ok(item)
